@@ -1,0 +1,3 @@
+from knnvocab.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Domains (tenants) and the encoders they are bound to."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from knnvocab.catalog import audit
+from knnvocab.catalog.models import Domain, Encoder
+from knnvocab.embed.spec import EncoderInfo, EncoderSpec
+from knnvocab.errors import ConfigError, EncoderMismatchError, NotFoundError
+
+DOMAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def check_domain_name(name: str) -> str:
+    if not DOMAIN_NAME.match(name):
+        raise ConfigError(
+            f"invalid domain name {name!r}: use 1-64 lowercase letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def find_domain(session: Session, name: str) -> Domain | None:
+    return session.scalar(select(Domain).where(Domain.name == name))
+
+
+def get_domain(session: Session, name: str) -> Domain:
+    domain = find_domain(session, name)
+    if domain is None:
+        known = session.scalars(select(Domain.name).order_by(Domain.name).limit(10)).all()
+        hint = f" (known: {', '.join(known)})" if known else " (no domains yet)"
+        raise NotFoundError(f"domain {name!r} does not exist{hint}")
+    return domain
+
+
+def list_domains(session: Session) -> list[Domain]:
+    return list(session.scalars(select(Domain).order_by(Domain.name)))
+
+
+def create_domain(session: Session, name: str, user: str, description: str = "") -> Domain:
+    check_domain_name(name)
+    if find_domain(session, name) is not None:
+        raise ConfigError(f"domain {name!r} already exists")
+    domain = Domain(name=name, description=description, created_by=user, head_version=0)
+    session.add(domain)
+    session.flush()
+    audit.record(session, "domain.create", user, domain=name, detail={"description": description})
+    return domain
+
+
+def ensure_encoder(session: Session, info: EncoderInfo) -> Encoder:
+    """The catalog row of an encoder, created on first use."""
+    row = session.scalar(select(Encoder).where(Encoder.fingerprint == info.fingerprint))
+    if row is not None:
+        return row
+    spec = info.spec
+    row = Encoder(
+        fingerprint=info.fingerprint,
+        model=info.model_name,
+        source=spec.source,
+        pretrained=spec.pretrained,
+        checkpoint=spec.checkpoint,
+        weights_sha256=info.weights_sha256,
+        method=spec.method,
+        resolution=info.resolution,
+        dim=info.dim,
+        collection=info.collection,
+        params={
+            "spec": spec.to_json(),
+            "model_config_sha256": info.model_config_sha256,
+            "patch_size": info.patch_size,
+        },
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def encoder_spec(row: Encoder) -> EncoderSpec:
+    """How to load the encoder a catalog row describes."""
+    return EncoderSpec.from_json(row.params["spec"])
+
+
+def describe_encoder(row: Encoder) -> str:
+    return (
+        f"{encoder_spec(row).describe()} [{row.method}, {row.resolution}px, {row.fingerprint[:12]}]"
+    )
+
+
+def bind_encoder(domain: Domain, encoder: Encoder) -> None:
+    """Bind a new domain to ``encoder``; refuse if it is bound to another one."""
+    if domain.encoder_id is None:
+        domain.encoder_id = encoder.id
+        domain.encoder = encoder
+        return
+    if domain.encoder_id != encoder.id:
+        bound = domain.encoder
+        raise EncoderMismatchError(
+            f"domain {domain.name!r} is bound to encoder "
+            f"{describe_encoder(bound) if bound else domain.encoder_id}, but this run uses "
+            f"{describe_encoder(encoder)}; vectors of two encoders are never mixed — use the "
+            "domain's encoder or another domain"
+        )

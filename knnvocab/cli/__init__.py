@@ -1,0 +1,65 @@
+"""The `knnvocab` command: a thin layer over the library.
+
+Each command parses its options, calls one library function and prints. A KnnvocabError
+becomes a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from knnvocab.errors import KnnvocabError
+
+
+class _Group(TyperGroup):
+    """Turns library errors into clean messages, wherever in the command tree they rise."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
+        from knnvocab.cli.output import err
+
+        try:
+            return super().invoke(ctx)
+        except KnnvocabError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Training-free, continually expanding open-vocabulary segmentation (kNN-CLIP) "
+    "with an audited vocabulary history per domain.",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    from knnvocab.cli.output import install_warning_banner, setup_logging
+
+    setup_logging(verbose)
+    install_warning_banner()
+
+
+def _register() -> None:
+    from knnvocab.cli import cmd_ingest, cmd_system, cmd_vocab
+
+    cmd_system.register(app)
+    cmd_ingest.register(app)
+    app.add_typer(cmd_vocab.app, name="vocab")
+
+
+_register()
+
+
+def main() -> None:
+    app()

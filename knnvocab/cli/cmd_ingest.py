@@ -1,0 +1,152 @@
+"""`knnvocab ingest`: a labelled dataset into a domain, as a new vocabulary version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from knnvocab.cli.output import BarProgress, err, out, print_json
+from knnvocab.errors import ConfigError
+
+
+def encoder_options(
+    model: str | None,
+    pretrained: str | None,
+    checkpoint: Path | None,
+    untrained: bool,
+    resolution: int | None,
+) -> Any:
+    """An EncoderSpec from the command line, or None to use the domain's own encoder."""
+    from knnvocab.config import Settings
+    from knnvocab.embed.spec import EncoderSpec
+
+    if not any((model, pretrained, checkpoint, untrained, resolution)):
+        return None
+    settings = Settings.from_env()
+    name = model or settings.model
+    if name.startswith("local-dir:"):
+        return EncoderSpec(name, resolution=resolution)
+    if not (pretrained or checkpoint or untrained):
+        pretrained = settings.pretrained
+    return EncoderSpec(
+        name,
+        pretrained=pretrained,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        untrained=untrained,
+        resolution=resolution,
+    )
+
+
+def _reader_options(pairs: list[str], named: dict[str, Any]) -> dict[str, Any]:
+    options = {k: v for k, v in named.items() if v is not None}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.replace("-", "_")] = value
+    return options
+
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(help="open_clip model name, local-dir:PATH, or a model config .json file."),
+]
+PretrainedOpt = Annotated[
+    str | None, typer.Option(help="Hub weight tag of the model (e.g. openai, laion2b_s34b_b88k).")
+]
+CheckpointOpt = Annotated[
+    Path | None, typer.Option(help="Local weights file (loaded with weights_only=True).")
+]
+UntrainedOpt = Annotated[
+    bool, typer.Option("--untrained", help="Random weights (offline runs only; said loudly).")
+]
+ResolutionOpt = Annotated[
+    int | None, typer.Option(help="Short image side fed to the encoder (default: native).")
+]
+
+
+def ingest(
+    domain: Annotated[str, typer.Argument(help="Domain (tenant) to ingest into.")],
+    path: Annotated[Path, typer.Argument(help="Dataset folder (or file, for some formats).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="Dataset format (`formats`).")],
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    checkpoint: CheckpointOpt = None,
+    untrained: UntrainedOpt = False,
+    resolution: ResolutionOpt = None,
+    message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")] = "",
+    resume: Annotated[bool, typer.Option(help="Continue the domain's pending ingest.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for another process's pending version.")] = False,
+    dataset_name: Annotated[str | None, typer.Option(help="Name recorded on every point.")] = None,
+    classes: Annotated[
+        str | None, typer.Option(help="Comma-separated dataset classes to ingest (default all).")
+    ] = None,
+    min_area: Annotated[int, typer.Option(help="Skip instances below this many pixels.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per encoder forward.")] = 8,
+    images_dir: Annotated[str | None, typer.Option(help="Reader option: images folder.")] = None,
+    masks_dir: Annotated[str | None, typer.Option(help="Reader option: masks folder.")] = None,
+    class_names: Annotated[str | None, typer.Option(help="Reader option: class list file.")] = None,
+    split: Annotated[str | None, typer.Option(help="Reader option: split name.")] = None,
+    annotations: Annotated[str | None, typer.Option(help="Reader option: annotation file.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Other reader option KEY=VALUE.")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Embed every instance of a labelled dataset into DOMAIN as a new vocabulary version."""
+    from knnvocab.ingest import IngestOptions
+    from knnvocab.ingest import ingest as run_ingest
+    from knnvocab.workspace import Workspace
+
+    spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
+    named = {
+        "images_dir": images_dir,
+        "masks_dir": masks_dir,
+        "class_names": class_names,
+        "split": split,
+        "annotations": annotations,
+    }
+    options = IngestOptions(
+        format=format,
+        dataset_name=dataset_name,
+        message=message,
+        resume=resume,
+        wait=wait,
+        classes=tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None,
+        min_area=min_area,
+        batch_size=batch_size,
+        reader_options=_reader_options(option or [], named),
+    )
+    with Workspace() as ws:
+        summary = run_ingest(ws, domain, path, options, spec, BarProgress(f"ingest {domain}"))
+    if json_:
+        print_json(summary.to_json())
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    resumed = " (resumed)" if summary.resumed else ""
+    out.print(
+        f"[bold green]published[/] {summary.domain} version {summary.version}{resumed}: "
+        f"{summary.total_added} instances from {summary.images} images of "
+        f"{summary.dataset!r} in {summary.seconds:.1f} s"
+    )
+    if summary.classes_added:
+        out.print(
+            f"classes added ({len(summary.classes_added)}): {', '.join(summary.classes_added)}"
+        )
+    table = Table("class", "instances added")
+    for name, count in summary.instances_added.items():
+        table.add_row(name, str(count))
+    out.print(table)
+    if summary.skipped:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items()))
+        err.print(f"skipped instances: {skipped}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)

@@ -1,0 +1,158 @@
+"""`knnvocab vocab …`: a domain's vocabulary history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from knnvocab.cli.output import out, print_json, when
+
+app = typer.Typer(no_args_is_help=True, help="Vocabulary versions of a domain: history, state.")
+
+DomainArg = Annotated[str, typer.Argument(help="The domain.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _counts(counts: dict[str, int], limit: int = 6) -> str:
+    items = [f"{n} +{c}" for n, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    more = f", … ({len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _print_record(r: Any) -> None:
+    colour = {"published": "green", "pending": "yellow"}.get(r.state, "red")
+    out.print(
+        f"[bold]version {r.number}[/] [{colour}]{r.state}[/] {r.operation} "
+        f"{when(r.created_at)} UTC by {r.user}@{r.host} (knnvocab {r.tool_version})"
+        + ("" if r.reproducible else " [red]not reproducible (purged data)[/]")
+    )
+    if r.message:
+        out.print(f"    message:  {r.message}")
+    if r.dataset:
+        d = r.dataset
+        sha = (d["content_sha256"] or "pending")[:16]
+        files = d["file_counts"].get("files", d["file_counts"].get("images"))
+        out.print(
+            f"    dataset:  {d['name']} ({d['format']}) {d['source']} sha256 {sha}… {files} files"
+        )
+    e = r.encoder
+    weights = (
+        e["pretrained"] or e["checkpoint"] or ("UNTRAINED" if e["source"] == "untrained" else "")
+    )
+    out.print(
+        f"    encoder:  {e['model']} {weights} [{e['method']}, {e['resolution']}px] "
+        f"fingerprint {e['fingerprint'][:12]}"
+    )
+    for label, names in (
+        ("added", r.classes_added),
+        ("retired", r.classes_retired),
+        ("restored", r.classes_restored),
+    ):
+        if names:
+            out.print(f"    classes {label}: {', '.join(names)}")
+    if r.instances_added:
+        out.print(
+            f"    instances: {sum(r.instances_added.values())} added ({_counts(r.instances_added)})"
+        )
+    if r.instances_removed:
+        out.print(f"    instances: {sum(r.instances_removed.values())} removed")
+    if r.error:
+        out.print(f"    [red]error:[/] {r.error}")
+
+
+@app.command("log")
+def log(domain: DomainArg, json_: JsonOpt = False) -> None:
+    """Every version of DOMAIN with its provenance, oldest first."""
+    from knnvocab.history import version_log
+    from knnvocab.workspace import Workspace
+
+    with Workspace() as ws:
+        records = version_log(ws, domain)
+    if json_:
+        print_json({"domain": domain, "versions": [r.to_json() for r in records]})
+        return
+    if not records:
+        out.print(f"domain {domain} has no versions yet")
+    for record in records:
+        _print_record(record)
+
+
+@app.command("show")
+def show(
+    domain: DomainArg,
+    version: Annotated[int | None, typer.Option(help="Version (default: the head).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The vocabulary of DOMAIN as it was at a version: classes and instance counts."""
+    from knnvocab.history import vocabulary
+    from knnvocab.workspace import Workspace
+
+    with Workspace() as ws:
+        snap = vocabulary(ws, domain, version)
+    if json_:
+        print_json(snap.to_json())
+        return
+    table = Table(
+        "id",
+        "class",
+        "state",
+        "instances",
+        "since version",
+        title=(
+            f"{domain} at version {snap.version}: {len(snap.live)} live classes, "
+            f"{sum(c.instances for c in snap.live)} instances"
+        ),
+    )
+    for c in snap.classes:
+        table.add_row(
+            str(c.class_id),
+            c.name,
+            "live" if c.live else "[red]retired[/]",
+            str(c.instances),
+            str(c.added_in),
+        )
+    out.print(table)
+
+
+@app.command("diff")
+def diff(
+    domain: DomainArg,
+    a: Annotated[int, typer.Argument(help="From version.")],
+    b: Annotated[int, typer.Argument(help="To version.")],
+    json_: JsonOpt = False,
+) -> None:
+    """What changed in DOMAIN's vocabulary from version A to version B."""
+    from knnvocab.history import vocab_diff
+    from knnvocab.workspace import Workspace
+
+    with Workspace() as ws:
+        d = vocab_diff(ws, domain, a, b)
+    if json_:
+        print_json(d.to_json())
+        return
+    out.print(f"[bold]{domain}[/]: version {a} -> {b}")
+    for label, names, colour in (
+        ("added", d.added, "green"),
+        ("retired", d.retired, "red"),
+        ("restored", d.restored, "green"),
+        ("purged", d.removed, "red"),
+    ):
+        if names:
+            out.print(f"  [{colour}]{label}[/] ({len(names)}): {', '.join(names)}")
+    for name, (before, after) in d.count_changes.items():
+        out.print(f"  {name}: {before} -> {after} instances ({after - before:+d})")
+    if not (d.added or d.retired or d.restored or d.removed or d.count_changes):
+        out.print("  no changes")
+
+
+@app.command("rollback")
+def rollback(domain: DomainArg) -> None:
+    """Roll back DOMAIN's pending version (a crashed or abandoned ingest)."""
+    from knnvocab.ingest import rollback_pending
+    from knnvocab.workspace import Workspace
+
+    with Workspace() as ws:
+        number = rollback_pending(ws, domain)
+    out.print(f"rolled back pending version {number} of {domain}")

@@ -1,0 +1,131 @@
+"""One settings object, read from ``KNNVOCAB_*`` environment variables.
+
+Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+
+from knnvocab.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a knnvocab process uses; see README "Configuration" for the variables.
+
+    ``qdrant_url`` None selects the embedded qdrant-edge store under ``home``; an
+    ``http(s)://`` URL selects a Qdrant server; ``:memory:`` selects qdrant-client's
+    in-process stand-in for the server API (tests only: it filters in Python).
+    """
+
+    home: Path
+    database_url: str
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    model: str = "ViT-B-16"
+    pretrained: str | None = "openai"
+    device: str = "cpu"
+    max_image_pixels: int = 64_000_000
+    user: str = field(default_factory=_user)
+    auto_migrate: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("KNNVOCAB_HOME") or platformdirs.user_data_dir("knnvocab"))
+        home = home.expanduser().resolve()
+        database_url = env.get("KNNVOCAB_DATABASE_URL") or f"sqlite:///{home / 'catalog.sqlite3'}"
+        qdrant_url = env.get("KNNVOCAB_QDRANT_URL") or None
+        if qdrant_url is not None and not (
+            qdrant_url == ":memory:" or qdrant_url.startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                f"KNNVOCAB_QDRANT_URL={qdrant_url!r}: expected an http(s):// URL of a Qdrant "
+                "server (or leave it unset for the embedded store)"
+            )
+        return cls(
+            home=home,
+            database_url=database_url,
+            qdrant_url=qdrant_url,
+            qdrant_api_key=env.get("KNNVOCAB_QDRANT_API_KEY") or None,
+            model=env.get("KNNVOCAB_MODEL") or "ViT-B-16",
+            pretrained=env.get("KNNVOCAB_PRETRAINED") or "openai",
+            device=env.get("KNNVOCAB_DEVICE") or "cpu",
+            max_image_pixels=_int(env, "KNNVOCAB_MAX_IMAGE_PIXELS", 64_000_000),
+            user=env.get("KNNVOCAB_USER") or _user(),
+            auto_migrate=_flag(env, "KNNVOCAB_AUTO_MIGRATE", True),
+        )
+
+    @property
+    def vectors_dir(self) -> Path:
+        """Where the embedded store keeps its shards."""
+        return self.home / "vectors"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Model downloads and text-embedding caches."""
+        return self.home / "cache"
+
+    @property
+    def catalog_backend(self) -> str:
+        return self.database_url.split(":", 1)[0].split("+", 1)[0]
+
+    @property
+    def store_backend(self) -> str:
+        return "qdrant-edge (embedded)" if self.qdrant_url is None else "qdrant server"
+
+    def with_home(self, home: Path) -> Settings:
+        """A copy rooted at another home (its SQLite catalog moves along if it was the default)."""
+        default_db = f"sqlite:///{self.home / 'catalog.sqlite3'}"
+        db = self.database_url
+        if db == default_db:
+            db = f"sqlite:///{home / 'catalog.sqlite3'}"
+        return replace(self, home=home, database_url=db)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings.from_env()

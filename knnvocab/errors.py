@@ -1,0 +1,71 @@
+"""Errors a user can act on.
+
+Every failure the library expects (bad input, a busy domain, a missing model, …) is a
+`KnnvocabError`; the CLI prints its message on one line and exits with code 1. Anything
+else reaching the user is a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KnnvocabError(Exception):
+    """Base class: the message is complete, one line, and meant for the user."""
+
+
+class ConfigError(KnnvocabError):
+    """A setting or option is invalid."""
+
+
+class InputError(KnnvocabError):
+    """A file given by the user cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class DatasetError(InputError):
+    """A labelled dataset is malformed (layout, class list, a mask, an annotation)."""
+
+
+class ImageError(InputError):
+    """An image cannot be decoded, is truncated, or is too large."""
+
+
+class NotFoundError(KnnvocabError):
+    """A domain, version, class or dataset does not exist."""
+
+
+class VersionStateError(KnnvocabError):
+    """A version exists but cannot be used for this (pending, failed, rolled back, purged)."""
+
+
+class DomainBusyError(KnnvocabError):
+    """Another process holds the domain's pending version (its write lock)."""
+
+
+class EncoderError(KnnvocabError):
+    """An encoder cannot be loaded or is misconfigured."""
+
+
+class EncoderMismatchError(EncoderError):
+    """A domain is bound to another encoder than the one requested."""
+
+
+class StoreError(KnnvocabError):
+    """The vector store refused an operation or is unreachable."""
+
+
+class StoreBusyError(StoreError):
+    """The embedded vector store directory is open in another process."""
+
+
+class CatalogError(KnnvocabError):
+    """The catalog database is unreachable or not migrated."""
+
+
+class UntrainedEncoderWarning(UserWarning):
+    """Emitted whenever an encoder with random weights is loaded."""

@@ -1,0 +1,24 @@
+"""Vector stores: the embedded qdrant-edge default and a Qdrant server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from knnvocab.store.base import Hit, PointFilter, StoredPoint, VectorStore, point_id
+
+if TYPE_CHECKING:
+    from knnvocab.config import Settings
+
+
+def open_store(settings: Settings) -> VectorStore:
+    """The store the settings select: embedded under ``home``, or the server URL."""
+    if settings.qdrant_url is None:
+        from knnvocab.store.edge import EdgeStore
+
+        return EdgeStore(settings.vectors_dir)
+    from knnvocab.store.server import ServerStore
+
+    return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key)
+
+
+__all__ = ["Hit", "PointFilter", "StoredPoint", "VectorStore", "open_store", "point_id"]

@@ -1,0 +1,131 @@
+"""The vector store protocol shared by the embedded (qdrant-edge) and server backends.
+
+Every operation names one domain through a `PointFilter`, whose ``domain`` is required:
+a query across tenants cannot be expressed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from knnvocab.types import FloatArray
+
+#: payload fields with an index, created before any data
+INDEXED_FIELDS = {
+    "domain": "keyword (tenant)",
+    "added_in": "integer (range)",
+    "removed_in": "integer (range)",
+    "class_id": "integer",
+    "dataset": "keyword",
+}
+
+_NAMESPACE = uuid.UUID("5c0ad1e4-7b0e-4d55-9c7a-6b6e6e766f63")
+
+
+def point_id(domain: str, dataset: str, image: str, instance: str, encoder: str) -> str:
+    """UUIDv5 of an instance: the same instance always gets the same id, so re-ingesting
+    or resuming never duplicates a point."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join((domain, dataset, image, instance, encoder))))
+
+
+@dataclass(frozen=True)
+class PointFilter:
+    """The points of one domain an operation touches.
+
+    Attributes:
+        domain: required; every filter is a tenant filter.
+        visible_at: points a reader of version v sees: ``added_in <= v`` and not
+            ``removed_in <= v``.
+        added_in / removed_in: exactly this version.
+        added_after: ``added_in > v`` (points of versions beyond a head).
+        live: True: no ``removed_in``; False: has one.
+        class_ids / dataset: restrict to these classes / this dataset name.
+    """
+
+    domain: str
+    visible_at: int | None = None
+    added_in: int | None = None
+    removed_in: int | None = None
+    added_after: int | None = None
+    live: bool | None = None
+    class_ids: tuple[int, ...] | None = None
+    dataset: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.domain:
+            raise ValueError("PointFilter.domain is required: a query without a domain is a bug")
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """One instance embedding: id (UUID string), (D,) float32 unit vector, payload."""
+
+    id: str
+    vector: FloatArray
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A neighbour: point id, cosine similarity, payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """What knnvocab needs from Qdrant; one collection per encoder fingerprint."""
+
+    backend: str
+
+    def ensure_collection(self, collection: str, dim: int) -> None:
+        """Create the collection (and its payload indexes) if missing; check its size."""
+
+    def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
+        """Insert points of ``domain``; ids already present are left untouched."""
+
+    def search(
+        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
+    ) -> list[list[Hit]]:
+        """(Q, D) queries -> per query its top-``k`` hits, best first, in one batch."""
+
+    def count(self, collection: str, flt: PointFilter) -> int:
+        """Exact number of points matching ``flt``."""
+
+    def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
+        """Exact point counts per value of an indexed payload ``key``."""
+
+    def delete(self, collection: str, flt: PointFilter) -> None:
+        """Delete every point matching ``flt``."""
+
+    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
+        """Set payload fields on every point matching ``flt``."""
+
+    def scroll(
+        self, collection: str, flt: PointFilter, with_vectors: bool = False
+    ) -> Iterator[StoredPoint]:
+        """Every point matching ``flt`` (vectors as empty arrays unless asked for)."""
+
+    def optimize(self, collection: str, domain: str) -> None:
+        """Build indexes after a bulk insert (HNSW, segment merge)."""
+
+    def flush(self) -> None:
+        """Make everything inserted so far durable."""
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+def as_vector(raw: Any, dim: int | None = None) -> FloatArray:
+    """A backend's vector value (list, or {name: list}) -> (D,) float32."""
+    if isinstance(raw, dict):
+        raw = next(iter(raw.values()), [])
+    if raw is None:
+        return np.zeros(0 if dim is None else dim, np.float32)
+    return np.asarray(raw, dtype=np.float32)

@@ -1,0 +1,259 @@
+"""The embedded store: Qdrant's engine in process (qdrant-edge), one shard per domain.
+
+Layout: ``<root>/<collection>/collection.json`` and ``<root>/<collection>/<domain>/`` (an
+edge shard). A shard is open in one process at a time; a second process gets a
+`StoreBusyError`. A shard per domain keeps tenants physically apart and lets ingests into
+different domains run in parallel processes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from knnvocab.errors import StoreBusyError, StoreError
+from knnvocab.store.base import Hit, PointFilter, StoredPoint, as_vector
+
+_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_SCROLL_PAGE = 1024
+
+
+def edge_filter(flt: PointFilter) -> qe.Filter:
+    """A PointFilter as a qdrant-edge Filter (always with the domain condition)."""
+    must: list[Any] = [qe.FieldCondition(key="domain", match=qe.MatchValue(flt.domain))]
+    must_not: list[Any] = []
+    if flt.visible_at is not None:
+        must.append(qe.FieldCondition(key="added_in", range=qe.RangeFloat(lte=flt.visible_at)))
+        must_not.append(
+            qe.FieldCondition(key="removed_in", range=qe.RangeFloat(lte=flt.visible_at))
+        )
+    if flt.added_in is not None:
+        must.append(qe.FieldCondition(key="added_in", match=qe.MatchValue(flt.added_in)))
+    if flt.removed_in is not None:
+        must.append(qe.FieldCondition(key="removed_in", match=qe.MatchValue(flt.removed_in)))
+    if flt.added_after is not None:
+        must.append(qe.FieldCondition(key="added_in", range=qe.RangeFloat(gt=flt.added_after)))
+    if flt.live is not None:
+        (must if flt.live else must_not).append(qe.IsEmptyCondition(key="removed_in"))
+    if flt.class_ids is not None:
+        must.append(qe.FieldCondition(key="class_id", match=qe.MatchAny(list(flt.class_ids))))
+    if flt.dataset is not None:
+        must.append(qe.FieldCondition(key="dataset", match=qe.MatchValue(flt.dataset)))
+    return qe.Filter(must=must, must_not=must_not or None)
+
+
+def _shard_config(dim: int) -> qe.EdgeConfig:
+    return qe.EdgeConfig(
+        vectors={"": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10_000),
+    )
+
+
+def _create_indexes(shard: qe.EdgeShard) -> None:
+    for field, schema in (
+        ("domain", qe.KeywordIndexParams(is_tenant=True)),
+        ("added_in", qe.IntegerIndexParams(lookup=True, range=True)),
+        ("removed_in", qe.IntegerIndexParams(lookup=True, range=True)),
+        ("class_id", qe.IntegerIndexParams(lookup=True, range=False)),
+        ("dataset", qe.KeywordIndexParams()),
+    ):
+        shard.update(qe.UpdateOperation.create_field_index(field, schema))
+
+
+class EdgeStore:
+    """`VectorStore` on qdrant-edge shards under ``root``."""
+
+    backend = "qdrant-edge"
+
+    def __init__(self, root: Path, hnsw_ef: int = 128) -> None:
+        self.root = root
+        self.hnsw_ef = hnsw_ef
+        self._shards: dict[tuple[str, str], qe.EdgeShard] = {}
+        self._dims: dict[str, int] = {}
+
+    # collections and shards -----------------------------------------------------------
+
+    def ensure_collection(self, collection: str, dim: int) -> None:
+        known = self._dims.get(collection)
+        if known is not None and known != dim:
+            raise StoreError(f"collection {collection} holds {known}-d vectors, not {dim}-d")
+        meta = self.root / collection / "collection.json"
+        if meta.is_file():
+            stored = int(json.loads(meta.read_text())["dim"])
+            if stored != dim:
+                raise StoreError(f"collection {collection} holds {stored}-d vectors, not {dim}-d")
+        else:
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps({"dim": dim, "backend": self.backend}))
+        self._dims[collection] = dim
+
+    def _dim(self, collection: str) -> int:
+        if collection not in self._dims:
+            meta = self.root / collection / "collection.json"
+            if not meta.is_file():
+                raise StoreError(f"vector collection {collection} does not exist in {self.root}")
+            self._dims[collection] = int(json.loads(meta.read_text())["dim"])
+        return self._dims[collection]
+
+    def shard_path(self, collection: str, domain: str) -> Path:
+        if not _DOMAIN_RE.match(domain):
+            raise StoreError(f"invalid domain name {domain!r}")
+        return self.root / collection / domain
+
+    def _existing(self, collection: str, domain: str) -> qe.EdgeShard | None:
+        """The domain's shard, or None if it has never received a point."""
+        if (collection, domain) in self._shards:
+            return self._shards[(collection, domain)]
+        if not (self.shard_path(collection, domain) / "edge_config.json").is_file():
+            return None
+        return self._open(collection, domain)
+
+    def _open(self, collection: str, domain: str) -> qe.EdgeShard:
+        """The domain's shard, created (with its payload indexes) if missing."""
+        key = (collection, domain)
+        if key in self._shards:
+            return self._shards[key]
+        path = self.shard_path(collection, domain)
+        exists = (path / "edge_config.json").is_file()
+        try:
+            if exists:
+                shard = qe.EdgeShard.load(str(path))
+            else:
+                shard = qe.EdgeShard.create(str(path), _shard_config(self._dim(collection)))
+                _create_indexes(shard)
+        except Exception as exc:
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                raise StoreBusyError(
+                    f"the embedded vector store of domain {domain!r} ({path}) is open in "
+                    "another process; the embedded store serves one process per domain — "
+                    "wait for it, or use a Qdrant server (KNNVOCAB_QDRANT_URL)"
+                ) from None
+            raise StoreError(f"cannot open vector shard {path}: {exc}") from None
+        self._shards[key] = shard
+        return shard
+
+    # VectorStore ----------------------------------------------------------------------
+
+    def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        shard = self._open(collection, domain)
+        for p in points:
+            if p.payload.get("domain") != domain:
+                raise StoreError(
+                    f"point {p.id} has domain {p.payload.get('domain')!r}, not {domain!r}"
+                )
+        batch = [qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in points]
+        shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
+
+    def search(
+        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
+    ) -> list[list[Hit]]:
+        shard = self._existing(collection, flt.domain)
+        if shard is None or len(vectors) == 0:
+            return [[] for _ in range(len(vectors))]
+        f = edge_filter(flt)
+        params = qe.SearchParams(hnsw_ef=max(self.hnsw_ef, k))
+        requests = [
+            qe.QueryRequest(
+                limit=k,
+                query=qe.Query.Nearest(v.tolist()),
+                filter=f,
+                with_payload=True,
+                params=params,
+            )
+            for v in np.asarray(vectors, np.float32)
+        ]
+        results = shard.query_batch(qe.QueryBatchRequest(requests))
+        return [
+            [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+            for points in results
+        ]
+
+    def count(self, collection: str, flt: PointFilter) -> int:
+        shard = self._existing(collection, flt.domain)
+        if shard is None:
+            return 0
+        return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt))))
+
+    def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
+        shard = self._existing(collection, flt.domain)
+        if shard is None:
+            return {}
+        response = shard.facet(
+            qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=edge_filter(flt))
+        )
+        return {hit.value: int(hit.count) for hit in response.hits}
+
+    def delete(self, collection: str, flt: PointFilter) -> None:
+        shard = self._existing(collection, flt.domain)
+        if shard is not None:
+            shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
+
+    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
+        shard = self._existing(collection, flt.domain)
+        if shard is not None:
+            shard.update(qe.UpdateOperation.set_payload_by_filter(edge_filter(flt), payload))
+
+    def scroll(
+        self, collection: str, flt: PointFilter, with_vectors: bool = False
+    ) -> Iterator[StoredPoint]:
+        shard = self._existing(collection, flt.domain)
+        if shard is None:
+            return
+        f = edge_filter(flt)
+        offset: Any = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=_SCROLL_PAGE,
+                    filter=f,
+                    with_payload=True,
+                    with_vector=with_vectors,
+                )
+            )
+            for r in records:
+                vec = as_vector(r.vector) if with_vectors else np.zeros(0, np.float32)
+                yield StoredPoint(str(r.id), vec, dict(r.payload or {}))
+            if offset is None:
+                return
+
+    def optimize(self, collection: str, domain: str) -> None:
+        shard = self._existing(collection, domain)
+        if shard is not None:
+            shard.optimize()
+
+    def domains(self, collection: str) -> list[str]:
+        """Domains that have a shard in ``collection``."""
+        folder = self.root / collection
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "edge_config.json").is_file())
+
+    def drop_domain(self, collection: str, domain: str) -> None:
+        """Close and remove a domain's shard directory (after its points were purged)."""
+        import shutil
+
+        shard = self._shards.pop((collection, domain), None)
+        if shard is not None:
+            shard.close()
+        path = self.shard_path(collection, domain)
+        if path.is_dir():
+            shutil.rmtree(path)
+
+    def flush(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+            shard.close()
+        self._shards.clear()

@@ -1,0 +1,210 @@
+"""The scaled-out store: a Qdrant server (or cluster) through qdrant-client.
+
+One collection per encoder fingerprint; domains share it as tenants (keyword index with
+``is_tenant``), and HNSW is built per tenant (``payload_m``) rather than globally (``m=0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from knnvocab.errors import StoreError
+from knnvocab.store.base import Hit, PointFilter, StoredPoint, as_vector
+
+_SCROLL_PAGE = 1024
+
+
+def server_filter(flt: PointFilter) -> qm.Filter:
+    """A PointFilter as a qdrant-client Filter (always with the domain condition)."""
+    must: list[Any] = [qm.FieldCondition(key="domain", match=qm.MatchValue(value=flt.domain))]
+    must_not: list[Any] = []
+    if flt.visible_at is not None:
+        must.append(qm.FieldCondition(key="added_in", range=qm.Range(lte=flt.visible_at)))
+        must_not.append(qm.FieldCondition(key="removed_in", range=qm.Range(lte=flt.visible_at)))
+    if flt.added_in is not None:
+        must.append(qm.FieldCondition(key="added_in", match=qm.MatchValue(value=flt.added_in)))
+    if flt.removed_in is not None:
+        must.append(qm.FieldCondition(key="removed_in", match=qm.MatchValue(value=flt.removed_in)))
+    if flt.added_after is not None:
+        must.append(qm.FieldCondition(key="added_in", range=qm.Range(gt=flt.added_after)))
+    if flt.live is not None:
+        empty = qm.IsEmptyCondition(is_empty=qm.PayloadField(key="removed_in"))
+        (must if flt.live else must_not).append(empty)
+    if flt.class_ids is not None:
+        must.append(qm.FieldCondition(key="class_id", match=qm.MatchAny(any=list(flt.class_ids))))
+    if flt.dataset is not None:
+        must.append(qm.FieldCondition(key="dataset", match=qm.MatchValue(value=flt.dataset)))
+    return qm.Filter(must=must, must_not=must_not or None)
+
+
+class ServerStore:
+    """`VectorStore` on a Qdrant server; ``client`` may be ``QdrantClient(":memory:")``."""
+
+    backend = "qdrant-server"
+
+    def __init__(self, client: QdrantClient, hnsw_ef: int = 128) -> None:
+        from qdrant_client.local.qdrant_local import QdrantLocal
+
+        self.client = client
+        self.hnsw_ef = hnsw_ef
+        self._known: dict[str, int] = {}
+        self.in_process = isinstance(getattr(client, "_client", None), QdrantLocal)
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None = None) -> ServerStore:
+        client = (
+            QdrantClient(location=":memory:")
+            if url == ":memory:"
+            else QdrantClient(url=url, api_key=api_key, timeout=60)
+        )
+        return cls(client)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # connection errors, unexpected responses
+            reason = " ".join(str(exc).split())[:300]
+            raise StoreError(f"Qdrant {what} failed: {reason}") from None
+
+    def ensure_collection(self, collection: str, dim: int) -> None:
+        known = self._known.get(collection)
+        if known is not None:
+            if known != dim:
+                raise StoreError(f"collection {collection} holds {known}-d vectors, not {dim}-d")
+            return
+        if self._call("collection check", self.client.collection_exists, collection):
+            info = self._call("collection info", self.client.get_collection, collection)
+            size = info.config.params.vectors.size
+            if size != dim:
+                raise StoreError(f"collection {collection} holds {size}-d vectors, not {dim}-d")
+        else:
+            self._call(
+                "create collection",
+                self.client.create_collection,
+                collection,
+                vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+                hnsw_config=qm.HnswConfigDiff(m=0, payload_m=16, ef_construct=128),
+            )
+            self._create_indexes(collection)
+        self._known[collection] = dim
+
+    def _create_indexes(self, collection: str) -> None:
+        if self.in_process:
+            return
+        schemas: dict[str, Any] = {
+            "domain": qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True),
+            "added_in": qm.IntegerIndexParams(
+                type=qm.IntegerIndexType.INTEGER, lookup=True, range=True
+            ),
+            "removed_in": qm.IntegerIndexParams(
+                type=qm.IntegerIndexType.INTEGER, lookup=True, range=True
+            ),
+            "class_id": qm.IntegerIndexParams(
+                type=qm.IntegerIndexType.INTEGER, lookup=True, range=False
+            ),
+            "dataset": qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD),
+        }
+        for field, schema in schemas.items():
+            self._call("create index", self.client.create_payload_index, collection, field, schema)
+
+    def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        for p in points:
+            if p.payload.get("domain") != domain:
+                raise StoreError(
+                    f"point {p.id} has domain {p.payload.get('domain')!r}, not {domain!r}"
+                )
+        batch = [
+            qm.PointStruct(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in points
+        ]
+        self._call(
+            "insert",
+            self.client.upsert,
+            collection,
+            batch,
+            wait=True,
+            update_mode=qm.UpdateMode.INSERT_ONLY,
+        )
+
+    def search(
+        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
+    ) -> list[list[Hit]]:
+        if len(vectors) == 0:
+            return []
+        f = server_filter(flt)
+        # local mode (tests) is exact and refuses search params
+        params = None if self.in_process else qm.SearchParams(hnsw_ef=max(self.hnsw_ef, k))
+        requests = [
+            qm.QueryRequest(query=v.tolist(), filter=f, limit=k, with_payload=True, params=params)
+            for v in np.asarray(vectors, np.float32)
+        ]
+        responses = self._call("search", self.client.query_batch_points, collection, requests)
+        return [
+            [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points]
+            for r in responses
+        ]
+
+    def count(self, collection: str, flt: PointFilter) -> int:
+        result = self._call(
+            "count", self.client.count, collection, count_filter=server_filter(flt), exact=True
+        )
+        return int(result.count)
+
+    def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
+        result = self._call(
+            "facet",
+            self.client.facet,
+            collection,
+            key,
+            facet_filter=server_filter(flt),
+            limit=1_000_000,
+            exact=True,
+        )
+        return {hit.value: int(hit.count) for hit in result.hits}
+
+    def delete(self, collection: str, flt: PointFilter) -> None:
+        selector = qm.FilterSelector(filter=server_filter(flt))
+        self._call("delete", self.client.delete, collection, points_selector=selector, wait=True)
+
+    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
+        selector = qm.FilterSelector(filter=server_filter(flt))
+        self._call(
+            "set payload", self.client.set_payload, collection, payload, points=selector, wait=True
+        )
+
+    def scroll(
+        self, collection: str, flt: PointFilter, with_vectors: bool = False
+    ) -> Iterator[StoredPoint]:
+        f = server_filter(flt)
+        offset: Any = None
+        while True:
+            records, offset = self._call(
+                "scroll",
+                self.client.scroll,
+                collection,
+                scroll_filter=f,
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=True,
+                with_vectors=with_vectors,
+            )
+            for r in records:
+                vec = as_vector(r.vector) if with_vectors else np.zeros(0, np.float32)
+                yield StoredPoint(str(r.id), vec, dict(r.payload or {}))
+            if offset is None:
+                return
+
+    def optimize(self, collection: str, domain: str) -> None:
+        """The server indexes in the background; nothing to do here."""
+
+    def flush(self) -> None:
+        """Writes use ``wait=True``: durable when they return."""
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,75 @@
+"""What only the embedded store does: persistence, one process per shard, a shard per domain."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knnvocab.errors import StoreBusyError
+from knnvocab.store.base import PointFilter
+from knnvocab.store.edge import EdgeStore
+from tests.store.test_conformance import COLLECTION, DIM, make_points, unit
+
+
+def test_points_survive_close_and_reopen(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path)
+    store.ensure_collection(COLLECTION, DIM)
+    store.insert(COLLECTION, "alpha", make_points("alpha", unit(np.random.default_rng(0), 20)))
+    store.close()
+    reopened = EdgeStore(tmp_path)
+    assert reopened.count(COLLECTION, PointFilter("alpha")) == 20
+    assert reopened.domains(COLLECTION) == ["alpha"]
+    reopened.close()
+
+
+def test_each_domain_has_its_own_shard(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path)
+    store.ensure_collection(COLLECTION, DIM)
+    rng = np.random.default_rng(1)
+    store.insert(COLLECTION, "alpha", make_points("alpha", unit(rng, 3)))
+    store.insert(COLLECTION, "beta", make_points("beta", unit(rng, 3)))
+    assert (tmp_path / COLLECTION / "alpha" / "edge_config.json").is_file()
+    assert (tmp_path / COLLECTION / "beta" / "edge_config.json").is_file()
+    store.drop_domain(COLLECTION, "alpha")
+    assert store.domains(COLLECTION) == ["beta"]
+    store.close()
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from knnvocab.store.edge import EdgeStore
+from knnvocab.store.base import PointFilter
+s = EdgeStore(Path(sys.argv[1]))
+s.count(sys.argv[2], PointFilter("alpha"))
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_shard_open_in_another_process_is_refused_clearly(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path)
+    store.ensure_collection(COLLECTION, DIM)
+    store.insert(COLLECTION, "alpha", make_points("alpha", unit(np.random.default_rng(2), 3)))
+    store.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path), COLLECTION], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        other = EdgeStore(tmp_path)
+        with pytest.raises(StoreBusyError, match="open in another process"):
+            other.count(COLLECTION, PointFilter("alpha"))
+        # another domain is not blocked
+        other.insert(COLLECTION, "beta", make_points("beta", unit(np.random.default_rng(3), 2)))
+        assert other.count(COLLECTION, PointFilter("beta")) == 2
+        other.close()
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
