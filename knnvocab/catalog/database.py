@@ -101,7 +101,11 @@ class Catalog:
         self.url = url
         self.engine = create_catalog_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._ensure_schema(auto_migrate)
+        try:
+            self._ensure_schema(auto_migrate)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def _ensure_schema(self, auto_migrate: bool) -> None:
         try:

@@ -178,7 +178,9 @@ class IngestRun(Base):
     __tablename__ = "ingest_run"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("vocab_version.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("vocab_version.id", ondelete="CASCADE"), index=True
+    )
     dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
     encoder_id: Mapped[int] = mapped_column(ForeignKey("encoder.id"))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -97,6 +97,7 @@ def ingest(
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Embed every instance of a labelled dataset into DOMAIN as a new vocabulary version."""
+    from knnvocab.config import Settings
     from knnvocab.ingest import IngestOptions
     from knnvocab.ingest import ingest as run_ingest
     from knnvocab.workspace import Workspace
@@ -120,7 +121,7 @@ def ingest(
         batch_size=batch_size,
         reader_options=_reader_options(option or [], named),
     )
-    with Workspace() as ws:
+    with Workspace(Settings.from_env()) as ws:
         summary = run_ingest(ws, domain, path, options, spec, BarProgress(f"ingest {domain}"))
     if json_:
         print_json(summary.to_json())

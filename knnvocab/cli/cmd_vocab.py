@@ -65,10 +65,11 @@ def _print_record(r: Any) -> None:
 @app.command("log")
 def log(domain: DomainArg, json_: JsonOpt = False) -> None:
     """Every version of DOMAIN with its provenance, oldest first."""
+    from knnvocab.config import Settings
     from knnvocab.history import version_log
     from knnvocab.workspace import Workspace
 
-    with Workspace() as ws:
+    with Workspace(Settings.from_env()) as ws:
         records = version_log(ws, domain)
     if json_:
         print_json({"domain": domain, "versions": [r.to_json() for r in records]})
@@ -86,10 +87,11 @@ def show(
     json_: JsonOpt = False,
 ) -> None:
     """The vocabulary of DOMAIN as it was at a version: classes and instance counts."""
+    from knnvocab.config import Settings
     from knnvocab.history import vocabulary
     from knnvocab.workspace import Workspace
 
-    with Workspace() as ws:
+    with Workspace(Settings.from_env()) as ws:
         snap = vocabulary(ws, domain, version)
     if json_:
         print_json(snap.to_json())
@@ -124,10 +126,11 @@ def diff(
     json_: JsonOpt = False,
 ) -> None:
     """What changed in DOMAIN's vocabulary from version A to version B."""
+    from knnvocab.config import Settings
     from knnvocab.history import vocab_diff
     from knnvocab.workspace import Workspace
 
-    with Workspace() as ws:
+    with Workspace(Settings.from_env()) as ws:
         d = vocab_diff(ws, domain, a, b)
     if json_:
         print_json(d.to_json())
@@ -150,9 +153,10 @@ def diff(
 @app.command("rollback")
 def rollback(domain: DomainArg) -> None:
     """Roll back DOMAIN's pending version (a crashed or abandoned ingest)."""
+    from knnvocab.config import Settings
     from knnvocab.ingest import rollback_pending
     from knnvocab.workspace import Workspace
 
-    with Workspace() as ws:
+    with Workspace(Settings.from_env()) as ws:
         number = rollback_pending(ws, domain)
     out.print(f"rolled back pending version {number} of {domain}")

@@ -47,7 +47,7 @@ from knnvocab.ingest.types import IngestOptions, IngestSummary, NoProgress, Prog
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 
-CHECKPOINT_SECONDS = 5.0
+CHECKPOINT_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
