@@ -16,6 +16,21 @@ import platformdirs
 
 from knnvocab.errors import ConfigError
 
+#: every environment variable knnvocab reads, with what it sets
+ENV_VARS: dict[str, str] = {
+    "KNNVOCAB_HOME": "data folder: embedded catalog and vector store, caches",
+    "KNNVOCAB_DATABASE_URL": "catalog database (default: SQLite file in the home; "
+    "postgresql+psycopg://… for Postgres)",
+    "KNNVOCAB_QDRANT_URL": "Qdrant server URL (default: embedded qdrant-edge in the home)",
+    "KNNVOCAB_QDRANT_API_KEY": "API key of the Qdrant server",
+    "KNNVOCAB_MODEL": "open_clip model of new domains (default ViT-B-16)",
+    "KNNVOCAB_PRETRAINED": "hub weight tag of new domains' model (default openai)",
+    "KNNVOCAB_DEVICE": "torch device (default cpu)",
+    "KNNVOCAB_MAX_IMAGE_PIXELS": "largest image accepted, in pixels (default 64,000,000)",
+    "KNNVOCAB_USER": "who is recorded as the author of changes (default: the login name)",
+    "KNNVOCAB_AUTO_MIGRATE": "migrate the catalog schema on open (default 1)",
+}
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from knnvocab.cli.output import BarProgress, err, out, print_json
@@ -132,21 +133,25 @@ def ingest(
 def _print_summary(summary: Any) -> None:
     resumed = " (resumed)" if summary.resumed else ""
     out.print(
-        f"[bold green]published[/] {summary.domain} version {summary.version}{resumed}: "
-        f"{summary.total_added} instances from {summary.images} images of "
-        f"{summary.dataset!r} in {summary.seconds:.1f} s"
+        f"[bold green]published[/] {escape(summary.domain)} version {summary.version}{resumed}: "
+        f"{summary.total_added} new instances from {summary.images} images of "
+        f"{escape(summary.dataset)!r} in {summary.seconds:.1f} s"
     )
     if summary.classes_added:
-        out.print(
-            f"classes added ({len(summary.classes_added)}): {', '.join(summary.classes_added)}"
-        )
-    table = Table("class", "instances added")
-    for name, count in summary.instances_added.items():
-        table.add_row(name, str(count))
-    out.print(table)
+        names = ", ".join(summary.classes_added)
+        out.print(f"classes added ({len(summary.classes_added)}): {escape(names)}")
+    counts = {n: c for n, c in summary.instances_added.items() if c}
+    if counts:
+        table = Table("class", "instances added")
+        for name, count in counts.items():
+            table.add_row(escape(name), str(count))
+        out.print(table)
+    empty = len(summary.instances_added) - len(counts)
+    if empty:
+        out.print(f"{empty} classes got no new instances")
     if summary.skipped:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items()))
-        err.print(f"skipped instances: {skipped}")
+        err.print(f"instances not added: {escape(skipped)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from knnvocab.cli.output import out, print_json, when
@@ -25,41 +26,43 @@ def _print_record(r: Any) -> None:
     colour = {"published": "green", "pending": "yellow"}.get(r.state, "red")
     out.print(
         f"[bold]version {r.number}[/] [{colour}]{r.state}[/] {r.operation} "
-        f"{when(r.created_at)} UTC by {r.user}@{r.host} (knnvocab {r.tool_version})"
+        f"{when(r.created_at)} UTC by {escape(r.user)}@{escape(r.host)} "
+        f"(knnvocab {r.tool_version})"
         + ("" if r.reproducible else " [red]not reproducible (purged data)[/]")
     )
     if r.message:
-        out.print(f"    message:  {r.message}")
+        out.print(f"    message:  {escape(r.message)}")
     if r.dataset:
         d = r.dataset
         sha = (d["content_sha256"] or "pending")[:16]
         files = d["file_counts"].get("files", d["file_counts"].get("images"))
-        out.print(
-            f"    dataset:  {d['name']} ({d['format']}) {d['source']} sha256 {sha}… {files} files"
-        )
+        line = f"{d['name']} ({d['format']}) {d['source']} sha256 {sha}… {files} files"
+        out.print(f"    dataset:  {escape(line)}")
     e = r.encoder
-    weights = (
-        e["pretrained"] or e["checkpoint"] or ("UNTRAINED" if e["source"] == "untrained" else "")
-    )
-    out.print(
-        f"    encoder:  {e['model']} {weights} [{e['method']}, {e['resolution']}px] "
+    weights = e["pretrained"] or e["checkpoint"] or ""
+    if e["source"] == "untrained":
+        weights = f"UNTRAINED (seed {e['untrained_seed']})"
+    line = (
+        f"{e['model']} {weights} [{e['method']}, {e['resolution']}px, {e['dim']}-d] "
         f"fingerprint {e['fingerprint'][:12]}"
     )
+    out.print(f"    encoder:  {escape(line)}")
     for label, names in (
         ("added", r.classes_added),
         ("retired", r.classes_retired),
         ("restored", r.classes_restored),
     ):
         if names:
-            out.print(f"    classes {label}: {', '.join(names)}")
+            out.print(f"    classes {label}: {escape(', '.join(names))}")
     if r.instances_added:
-        out.print(
-            f"    instances: {sum(r.instances_added.values())} added ({_counts(r.instances_added)})"
-        )
+        total = sum(r.instances_added.values())
+        out.print(f"    instances: {total} added ({escape(_counts(r.instances_added))})")
     if r.instances_removed:
         out.print(f"    instances: {sum(r.instances_removed.values())} removed")
+    if r.state == "published" and not (r.instances_added or r.instances_removed or r.classes_added):
+        out.print("    no change to the vocabulary")
     if r.error:
-        out.print(f"    [red]error:[/] {r.error}")
+        out.print(f"    [red]error:[/] {escape(r.error)}")
 
 
 @app.command("log")
@@ -143,9 +146,9 @@ def diff(
         ("purged", d.removed, "red"),
     ):
         if names:
-            out.print(f"  [{colour}]{label}[/] ({len(names)}): {', '.join(names)}")
+            out.print(f"  [{colour}]{label}[/] ({len(names)}): {escape(', '.join(names))}")
     for name, (before, after) in d.count_changes.items():
-        out.print(f"  {name}: {before} -> {after} instances ({after - before:+d})")
+        out.print(f"  {escape(name)}: {before} -> {after} instances ({after - before:+d})")
     if not (d.added or d.retired or d.restored or d.removed or d.count_changes):
         out.print("  no changes")
 

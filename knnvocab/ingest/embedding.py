@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,15 +61,41 @@ class PointContext:
     fingerprint: str
 
 
+def _ids(sample: LabelledImage, keep: list[int], context: PointContext) -> list[str]:
+    return [
+        point_id(
+            context.domain,
+            context.dataset,
+            sample.key,
+            sample.instances.keys[j],
+            context.fingerprint,
+        )
+        for j in keep
+    ]
+
+
 def embed_samples(
     encoder: OpenClipEncoder,
     samples: Sequence[LabelledImage],
     selection: Selection,
     context: PointContext,
     skipped: Counter[str],
+    stored: Callable[[list[str]], set[str]],
 ) -> list[StoredPoint]:
-    """Embed the selected instances of ``samples`` (one batched forward) into points."""
+    """Embed the selected instances of ``samples`` (one batched forward) into points.
+
+    Instances whose point id is already ``stored`` are not embedded again (counted as
+    "already stored"); an image with nothing new skips the forward pass.
+    """
     picks = [selection.pick(s, skipped) for s in samples]
+    known = stored(
+        [pid for s, keep in zip(samples, picks, strict=True) for pid in _ids(s, keep, context)]
+    )
+    for i, sample in enumerate(samples):
+        ids = _ids(sample, picks[i], context)
+        fresh = [j for j, pid in zip(picks[i], ids, strict=True) if pid not in known]
+        skipped["already stored"] += len(picks[i]) - len(fresh)
+        picks[i] = fresh
     wanted = [i for i, p in enumerate(picks) if p]
     features = encoder.dense_features([samples[i].image for i in wanted])
     points: list[StoredPoint] = []
@@ -77,14 +103,12 @@ def embed_samples(
         sample, keep = samples[i], picks[i]
         vectors = encoder.embed_instances(feats, sample.instances.masks[keep])
         areas = sample.instances.areas
-        for row, j in enumerate(keep):
+        for row, (j, pid) in enumerate(zip(keep, _ids(sample, keep, context), strict=True)):
             target = selection.targets[int(sample.instances.class_ids[j])]
             instance = sample.instances.keys[j]
             points.append(
                 StoredPoint(
-                    id=point_id(
-                        context.domain, context.dataset, sample.key, instance, context.fingerprint
-                    ),
+                    id=pid,
                     vector=np.asarray(vectors[row], np.float32),
                     payload={
                         "domain": context.domain,

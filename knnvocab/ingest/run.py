@@ -315,7 +315,14 @@ def _embed_all(
         if not todo:
             continue
         samples = [reader.load(ref) for ref in todo]
-        points = embed_samples(model, samples, job.selection, context, skipped)
+        points = embed_samples(
+            model,
+            samples,
+            job.selection,
+            context,
+            skipped,
+            lambda ids: ws.store.existing(job.collection, job.domain, ids),
+        )
         ws.store.insert(job.collection, job.domain, points)
         done, instances = start + len(batch), instances + len(points)
         progress.advance(len(todo), len(points))

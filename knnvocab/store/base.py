@@ -90,6 +90,9 @@ class VectorStore(Protocol):
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         """Insert points of ``domain``; ids already present are left untouched."""
 
+    def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are stored in ``domain`` (lets a re-ingest skip known instances)."""
+
     def search(
         self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
     ) -> list[list[Hit]]:

@@ -152,6 +152,13 @@ class EdgeStore:
         batch = [qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in points]
         shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
 
+    def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
+        shard = self._existing(collection, domain)
+        if shard is None or not ids:
+            return set()
+        records = shard.retrieve(list(ids), with_payload=["domain"], with_vector=False)
+        return {str(r.id) for r in records if (r.payload or {}).get("domain") == domain}
+
     def search(
         self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
     ) -> list[list[Hit]]:

@@ -132,6 +132,19 @@ class ServerStore:
             update_mode=qm.UpdateMode.INSERT_ONLY,
         )
 
+    def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        records = self._call(
+            "retrieve",
+            self.client.retrieve,
+            collection,
+            list(ids),
+            with_payload=["domain"],
+            with_vectors=False,
+        )
+        return {str(r.id) for r in records if (r.payload or {}).get("domain") == domain}
+
     def search(
         self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
     ) -> list[list[Hit]]:

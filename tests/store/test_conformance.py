@@ -83,6 +83,15 @@ def test_insert_never_overwrites_an_existing_id(store: VectorStore) -> None:
     assert store.count(COLLECTION, PointFilter("alpha", added_in=7)) == 0
 
 
+def test_existing_ids(store: VectorStore) -> None:
+    points = make_points("alpha", unit(np.random.default_rng(10), 3))
+    store.insert(COLLECTION, "alpha", points[:2])
+    ids = [p.id for p in points]
+    assert store.existing(COLLECTION, "alpha", ids) == set(ids[:2])
+    assert store.existing(COLLECTION, "beta", ids) == set()
+    assert store.existing(COLLECTION, "alpha", []) == set()
+
+
 def test_insert_refuses_a_point_of_another_domain(store: VectorStore) -> None:
     points = make_points("alpha", unit(np.random.default_rng(2), 1))
     with pytest.raises(StoreError, match="not 'beta'"):
