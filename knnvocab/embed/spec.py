@@ -19,6 +19,9 @@ METHODS = {
     "then ln_post and the projection (MaskCLIP, Zhou et al. 2022)",
 }
 DEFAULT_METHOD = "maskclip"
+#: bumped whenever the embedding code changes its output: part of every fingerprint, so
+#: vectors made by different code are never mixed
+EMBEDDING_CODE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class EncoderInfo:
             "weights_sha256": self.weights_sha256,
             "method": self.spec.method,
             "resolution": self.resolution,
+            "code_version": EMBEDDING_CODE_VERSION,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

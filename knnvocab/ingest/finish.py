@@ -51,7 +51,7 @@ def publish(
             images=len(refs),
             instances_added=per_class,
             classes_added=new,
-            skipped=dict(skipped),
+            skipped={why: n for why, n in skipped.items() if n},
             resumed=job.resumed,
             seconds=round(time.monotonic() - job.started, 3),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,9 @@ from knnvocab.ingest.finish import abort, publish
 from knnvocab.ingest.manifest import ContentHasher, manifest_sha256
 from knnvocab.ingest.types import IngestOptions, IngestSummary, NoProgress, Progress
 from knnvocab.store.base import PointFilter
+from knnvocab.types import LabelledImage
 from knnvocab.workspace import Workspace
 
-CHECKPOINT_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -301,36 +302,47 @@ def _embed_all(
     hasher: ContentHasher,
     progress: Progress,
 ) -> Counter[str]:
-    """The single pass over the images, checkpointed so a resume skips finished ones."""
+    """The single pass over the images, checkpointed so a resume skips finished ones.
+
+    A worker thread reads, hashes and decodes the next batch while the encoder runs.
+    """
     hasher.add(reader.metadata_files())
     context = PointContext(job.domain, job.dataset, job.number, job.run_id, model.info.fingerprint)
     skipped: Counter[str] = Counter()
     progress.start(len(refs), job.start_index)
-    done, instances, last_checkpoint = job.start_index, 0, time.monotonic()
-    for start in range(0, len(refs), options.batch_size):
+    starts = list(range(0, len(refs), options.batch_size))
+
+    def load(start: int) -> list[LabelledImage]:
         batch = refs[start : start + options.batch_size]
         for ref in batch:
             hasher.add(ref.files)
-        todo = [r for i, r in enumerate(batch, start) if i >= job.start_index]
-        if not todo:
-            continue
-        samples = [reader.load(ref) for ref in todo]
-        points = embed_samples(
-            model,
-            samples,
-            job.selection,
-            context,
-            skipped,
-            lambda ids: ws.store.existing(job.collection, job.domain, ids),
-        )
-        ws.store.insert(job.collection, job.domain, points)
-        done, instances = start + len(batch), instances + len(points)
-        progress.advance(len(todo), len(points))
-        if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS or done == len(refs):
-            ws.store.flush()  # a checkpoint never claims more than is durable
-            with ws.catalog.session() as s:
-                checkpoint(s, job.run_id, done, instances)
-            last_checkpoint = time.monotonic()
+        return [reader.load(r) for i, r in enumerate(batch, start) if i >= job.start_index]
+
+    done, instances, last_checkpoint = job.start_index, 0, time.monotonic()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="knnvocab-read") as reader_thread:
+        pending = reader_thread.submit(load, starts[0]) if starts else None
+        for n, start in enumerate(starts):
+            samples = pending.result() if pending else []
+            pending = reader_thread.submit(load, starts[n + 1]) if n + 1 < len(starts) else None
+            if not samples:
+                continue
+            points = embed_samples(
+                model,
+                samples,
+                job.selection,
+                context,
+                skipped,
+                lambda ids: ws.store.existing(job.collection, job.domain, ids),
+            )
+            ws.store.insert(job.collection, job.domain, points)
+            done = min(start + options.batch_size, len(refs))
+            instances += len(points)
+            progress.advance(len(samples), len(points))
+            if time.monotonic() - last_checkpoint > options.checkpoint_seconds or done == len(refs):
+                ws.store.flush()  # a checkpoint never claims more than is durable
+                with ws.catalog.session() as s:
+                    checkpoint(s, job.run_id, done, instances)
+                last_checkpoint = time.monotonic()
     progress.finish()
     return skipped
 

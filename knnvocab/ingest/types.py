@@ -21,6 +21,8 @@ class IngestOptions:
         min_area: instances smaller than this many pixels are skipped.
         batch_size: images per encoder forward.
         reader_options: format-specific options (folders, class list, split, …).
+        checkpoint_seconds: how often progress is made durable (store flush + catalog);
+            a resume redoes at most this much work.
     """
 
     format: str
@@ -33,6 +35,7 @@ class IngestOptions:
     min_area: int = 16
     batch_size: int = 8
     reader_options: dict[str, Any] = field(default_factory=dict)
+    checkpoint_seconds: float = 10.0
 
     def recorded(self) -> dict[str, Any]:
         """The parameters recorded with the version and run."""
@@ -40,6 +43,7 @@ class IngestOptions:
         data.pop("resume")
         data.pop("wait")
         data.pop("wait_timeout")
+        data.pop("checkpoint_seconds")
         data["classes"] = list(self.classes) if self.classes else None
         data["reader_options"] = {k: str(v) for k, v in self.reader_options.items()}
         return data

@@ -66,6 +66,8 @@ def test_sigkill_then_resume(tmp_path: Path, pg_url: str, tiny_model: EncoderSpe
         "1",
         "--dataset-name",
         "big",
+        "--checkpoint-every",
+        "0.2",
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     engine = sa.create_engine(pg_url)
@@ -82,7 +84,7 @@ def test_sigkill_then_resume(tmp_path: Path, pg_url: str, tiny_model: EncoderSpe
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    engine.dispose()
+        engine.dispose()
     assert proc.returncode == -signal.SIGKILL
 
     with Workspace(settings) as ws:
