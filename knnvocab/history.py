@@ -34,6 +34,7 @@ class VocabSnapshot:
     domain: str
     version: int
     classes: list[ClassState]
+    reproducible: bool = True  # False: points it showed were purged or lost since
 
     @property
     def live(self) -> list[ClassState]:
@@ -85,8 +86,11 @@ class VersionRecord:
     classes_added: list[str]
     classes_retired: list[str]
     classes_restored: list[str]
+    classes_purged: list[str]
     instances_added: dict[str, int]
     instances_removed: dict[str, int]
+    points_purged: dict[str, int]  # per class, every point a purge deleted (hidden ones too)
+    target: dict[str, str]  # what a retire / restore / purge acted on: {"class"|"dataset": name}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -161,6 +165,7 @@ def _dataset_json(version: VocabVersion) -> dict[str, Any] | None:
 
 
 def _record(version: VocabVersion, diff: VocabDiff, new: dict[str, ClassState]) -> VersionRecord:
+    purged = version.summary if version.operation == "purge" else {}
     return VersionRecord(
         number=version.number,
         state=version.state,
@@ -179,9 +184,17 @@ def _record(version: VocabVersion, diff: VocabDiff, new: dict[str, ClassState]) 
         classes_added=diff.added,
         classes_retired=diff.retired,
         classes_restored=diff.restored,
+        classes_purged=diff.removed,
         instances_added={n: c.added for n, c in new.items() if c.added},
         instances_removed={n: c.removed for n, c in new.items() if c.removed},
+        points_purged=dict(purged.get("per_class", {})),
+        target=dict(version.summary.get("target") or _target(version.params)),
     )
+
+
+def _target(params: dict[str, Any]) -> dict[str, str]:
+    """What a lifecycle version acts on, from its parameters (also while pending)."""
+    return {k: str(params[k]) for k in ("class", "dataset") if k in params}
 
 
 def version_log(ws: Workspace, domain: str) -> list[VersionRecord]:
@@ -210,7 +223,8 @@ def vocabulary(ws: Workspace, domain: str, version: int | None = None) -> VocabS
         row = get_domain(s, domain)
         v = readable_version(s, row, version)
         states = _states(s, v)
-        return VocabSnapshot(domain, v.number, sorted(states.values(), key=lambda c: c.class_id))
+        classes = sorted(states.values(), key=lambda c: c.class_id)
+        return VocabSnapshot(domain, v.number, classes, v.reproducible)
 
 
 def vocab_diff(ws: Workspace, domain: str, a: int, b: int) -> VocabDiff:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog import audit
@@ -41,24 +42,45 @@ def list_domains(session: Session) -> list[Domain]:
     return list(session.scalars(select(Domain).order_by(Domain.name)))
 
 
-def create_domain(session: Session, name: str, user: str, description: str = "") -> Domain:
+def create_domain(
+    session: Session, name: str, user: str, description: str = "", encoder: Encoder | None = None
+) -> Domain:
+    """A new, empty domain, bound to ``encoder`` if given (else by its first ingest)."""
     check_domain_name(name)
     if find_domain(session, name) is not None:
         raise ConfigError(f"domain {name!r} already exists")
     domain = Domain(name=name, description=description, created_by=user, head_version=0)
+    if encoder is not None:
+        domain.encoder_id, domain.encoder = encoder.id, encoder
     session.add(domain)
     session.flush()
-    audit.record(session, "domain.create", user, domain=name, detail={"description": description})
+    detail = {"description": description}
+    if encoder is not None:
+        detail["encoder"] = encoder.fingerprint
+    audit.record(session, "domain.create", user, domain=name, detail=detail)
     return domain
 
 
 def ensure_encoder(session: Session, info: EncoderInfo) -> Encoder:
-    """The catalog row of an encoder, created on first use."""
+    """The catalog row of an encoder, created on first use (also when another process
+    creates it at the same moment: then its row is returned)."""
     row = session.scalar(select(Encoder).where(Encoder.fingerprint == info.fingerprint))
     if row is not None:
         return row
+    try:
+        with session.begin_nested():
+            row = _new_encoder(info)
+            session.add(row)
+    except IntegrityError:
+        row = session.scalar(select(Encoder).where(Encoder.fingerprint == info.fingerprint))
+        if row is None:
+            raise
+    return row
+
+
+def _new_encoder(info: EncoderInfo) -> Encoder:
     spec = info.spec
-    row = Encoder(
+    return Encoder(
         fingerprint=info.fingerprint,
         model=info.model_name,
         source=spec.source,
@@ -75,9 +97,6 @@ def ensure_encoder(session: Session, info: EncoderInfo) -> Encoder:
             "patch_size": info.patch_size,
         },
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def encoder_spec(row: Encoder) -> EncoderSpec:

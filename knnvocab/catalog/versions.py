@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,8 +70,11 @@ def begin_version(
     """Open version N+1 as pending: the domain's write lock, held by a unique index.
 
     Raises DomainBusyError if another pending version exists, even when two processes
-    race: the database refuses the second insert.
+    race: the database refuses the second insert. Until the session commits, the new
+    version and anything the caller checks after it can still be rolled back together,
+    and ``domain.head_version`` is fresh.
     """
+    _lock_domain_row(session, domain)
     existing = pending_version(session, domain)
     if existing is not None:
         raise DomainBusyError(busy_message(session, domain, existing))
@@ -110,6 +113,19 @@ def begin_version(
         detail={"message": message, **(params or {})},
     )
     return version
+
+
+def _lock_domain_row(session: Session, domain: Domain) -> None:
+    """A no-op write to the domain's row: on Postgres a row lock that serialises writers
+    of one domain; on SQLite it makes the driver open the transaction (pysqlite defers
+    BEGIN to the first write, so a SAVEPOINT before it would commit on release)."""
+    session.execute(
+        update(Domain)
+        .where(Domain.id == domain.id)
+        .values(head_version=Domain.head_version)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(domain, ["head_version"])
 
 
 def get_version(session: Session, domain: Domain, number: int) -> VocabVersion:
@@ -164,11 +180,16 @@ def snapshot(session: Session, version: VocabVersion) -> list[ClassCount]:
 
 @dataclass(frozen=True)
 class ClassChange:
-    """What a version does to one class: instances added / removed, and its new state."""
+    """What a version does to one class: instances added / removed, and its new state.
+
+    ``purged``: the class leaves the vocabulary for good (no class_count row from this
+    version on; the history still shows it in earlier versions).
+    """
 
     added: int = 0
     removed: int = 0
     live: bool | None = None  # None: unchanged
+    purged: bool = False
 
 
 def publish_version(
@@ -179,7 +200,11 @@ def publish_version(
     summary: dict[str, Any],
 ) -> None:
     """Publish ``version``: its class snapshot is the head's with ``changes`` applied
-    (keyed by vocab_class primary key), and it becomes the domain's head."""
+    (keyed by vocab_class primary key), and it becomes the domain's head.
+
+    A class that existed before but is missing from the head's snapshot was purged and
+    stays out, as does one this version purges.
+    """
     if version.state != "pending":
         raise VersionStateError(f"version {version.number} is {version.state}, not pending")
     previous = (
@@ -198,6 +223,8 @@ def publish_version(
     for cls in classes:
         before = previous.get(cls.id)
         change = changes.get(cls.id, ClassChange())
+        if change.purged or (before is None and cls.added_in < version.number):
+            continue
         live = change.live if change.live is not None else (before.live if before else True)
         instances = (before.instances if before else 0) + change.added - change.removed
         session.add(

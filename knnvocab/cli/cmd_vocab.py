@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import out, print_json, when
+from knnvocab.cli.output import err, out, print_json, when
 
 app = typer.Typer(no_args_is_help=True, help="Vocabulary versions of a domain: history, state.")
 
@@ -16,22 +16,17 @@ DomainArg = Annotated[str, typer.Argument(help="The domain.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _counts(counts: dict[str, int], limit: int = 6) -> str:
-    items = [f"{n} +{c}" for n, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+def _counts(counts: dict[str, int], sign: str = "+", limit: int = 6) -> str:
+    items = [f"{n} {sign}{c}" for n, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     more = f", … ({len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
 
 
-def _print_record(r: Any) -> None:
-    colour = {"published": "green", "pending": "yellow"}.get(r.state, "red")
-    out.print(
-        f"[bold]version {r.number}[/] [{colour}]{r.state}[/] {r.operation} "
-        f"{when(r.created_at)} UTC by {escape(r.user)}@{escape(r.host)} "
-        f"(knnvocab {r.tool_version})"
-        + ("" if r.reproducible else " [red]not reproducible (purged data)[/]")
-    )
+def _print_provenance(r: Any) -> None:
     if r.message:
         out.print(f"    message:  {escape(r.message)}")
+    for what, name in r.target.items():
+        out.print(f"    target:   {what} {escape(name)}")
     if r.dataset:
         d = r.dataset
         sha = (d["content_sha256"] or "pending")[:16]
@@ -47,20 +42,44 @@ def _print_record(r: Any) -> None:
         f"fingerprint {e['fingerprint'][:12]}"
     )
     out.print(f"    encoder:  {escape(line)}")
+
+
+def _print_changes(r: Any) -> None:
     for label, names in (
         ("added", r.classes_added),
         ("retired", r.classes_retired),
         ("restored", r.classes_restored),
+        ("purged", r.classes_purged),
     ):
         if names:
             out.print(f"    classes {label}: {escape(', '.join(names))}")
-    if r.instances_added:
-        total = sum(r.instances_added.values())
-        out.print(f"    instances: {total} added ({escape(_counts(r.instances_added))})")
-    if r.instances_removed:
-        out.print(f"    instances: {sum(r.instances_removed.values())} removed")
-    if r.state == "published" and not (r.instances_added or r.instances_removed or r.classes_added):
+    for label, counts, sign in (
+        ("instances", r.instances_added, "+"),
+        ("instances", r.instances_removed, "-"),
+        ("points purged", r.points_purged, "-"),
+    ):
+        if counts:
+            verb = "added" if sign == "+" else "removed"
+            total = sum(counts.values())
+            detail = escape(_counts(counts, sign))
+            out.print(
+                f"    {label}: {total}{'' if label != 'instances' else ' ' + verb} ({detail})"
+            )
+    changed = r.instances_added or r.instances_removed or r.classes_added or r.classes_purged
+    if r.state == "published" and not (changed or r.classes_retired or r.classes_restored):
         out.print("    no change to the vocabulary")
+
+
+def _print_record(r: Any) -> None:
+    colour = {"published": "green", "pending": "yellow"}.get(r.state, "red")
+    out.print(
+        f"[bold]version {r.number}[/] [{colour}]{r.state.replace('_', ' ')}[/] {r.operation} "
+        f"{when(r.created_at)} UTC by {escape(r.user)}@{escape(r.host)} "
+        f"(knnvocab {r.tool_version})"
+        + ("" if r.reproducible else " [red]not reproducible (points it showed are gone)[/]")
+    )
+    _print_provenance(r)
+    _print_changes(r)
     if r.error:
         out.print(f"    [red]error:[/] {escape(r.error)}")
 
@@ -119,6 +138,11 @@ def show(
             str(c.added_in),
         )
     out.print(table)
+    if not snap.reproducible:
+        err.print(
+            f"[yellow]note:[/] version {snap.version} is no longer reproducible: points it "
+            "showed were purged or lost since (see `knnvocab vocab log`)"
+        )
 
 
 @app.command("diff")
@@ -155,11 +179,98 @@ def diff(
 
 @app.command("rollback")
 def rollback(domain: DomainArg) -> None:
-    """Roll back DOMAIN's pending version (a crashed or abandoned ingest)."""
+    """Roll back DOMAIN's pending version (a crashed or abandoned ingest or change)."""
     from knnvocab.config import Settings
-    from knnvocab.ingest import rollback_pending
+    from knnvocab.lifecycle import rollback_pending
     from knnvocab.workspace import Workspace
 
     with Workspace(Settings.from_env()) as ws:
         number = rollback_pending(ws, domain)
     out.print(f"rolled back pending version {number} of {domain}")
+
+
+ClassArg = Annotated[str, typer.Argument(help="The class name.")]
+MessageOpt = Annotated[str, typer.Option("--message", "-m", help="Why (recorded).")]
+
+
+def _print_result(result: Any, verb: str) -> None:
+    target = ", ".join(f"{k} {v!r}" for k, v in result.target.items())
+    out.print(
+        f"[bold green]published[/] {escape(result.domain)} version {result.version}: "
+        f"{escape(target)} {verb} ({result.points} points)"
+    )
+    if result.versions_not_reproducible:
+        listed = ", ".join(map(str, result.versions_not_reproducible))
+        out.print(f"versions no longer reproducible: {listed}")
+
+
+@app.command("retire")
+def retire(
+    domain: DomainArg, name: ClassArg, message: MessageOpt = "", json_: JsonOpt = False
+) -> None:
+    """Retire class NAME in a new version: its instances are excluded from every query at or
+    after it; earlier versions still see them (undo with `vocab restore`)."""
+    from knnvocab.config import Settings
+    from knnvocab.lifecycle import retire as run
+    from knnvocab.workspace import Workspace
+
+    with Workspace(Settings.from_env()) as ws:
+        result = run(ws, domain, name, message)
+    if json_:
+        print_json(result.to_json())
+    else:
+        _print_result(result, "retired")
+
+
+@app.command("restore")
+def restore(
+    domain: DomainArg, name: ClassArg, message: MessageOpt = "", json_: JsonOpt = False
+) -> None:
+    """Restore retired class NAME in a new version: its instances are visible again from
+    that version on; the versions in between stay as they were."""
+    from knnvocab.config import Settings
+    from knnvocab.lifecycle import restore as run
+    from knnvocab.workspace import Workspace
+
+    with Workspace(Settings.from_env()) as ws:
+        result = run(ws, domain, name, message)
+    if json_:
+        print_json(result.to_json())
+    else:
+        _print_result(result, "restored")
+
+
+@app.command("purge")
+def purge(
+    domain: DomainArg,
+    class_name: Annotated[str | None, typer.Option("--class", help="Purge this class.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Purge the points of this dataset.")] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the points are deleted for good.")
+    ] = False,
+    message: MessageOpt = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Delete the points of a class or dataset for good (a data-protection request): a new
+    version, a tombstone in the audit log, and earlier versions that showed them marked not
+    reproducible. Needs --yes."""
+    from knnvocab.config import Settings
+    from knnvocab.errors import ConfigError
+    from knnvocab.lifecycle import plan_purge
+    from knnvocab.lifecycle import purge as run
+    from knnvocab.workspace import Workspace
+
+    with Workspace(Settings.from_env()) as ws:
+        if not yes:
+            plan = plan_purge(ws, domain, class_name=class_name, dataset=dataset)
+            versions = ", ".join(map(str, plan.versions_not_reproducible)) or "none"
+            raise ConfigError(
+                f"purge of {plan.what} {plan.name!r} would delete {plan.points} points of "
+                f"{domain!r} for good (versions no longer reproducible: {versions}); "
+                "pass --yes to confirm"
+            )
+        result = run(ws, domain, class_name=class_name, dataset=dataset, message=message)
+    if json_:
+        print_json(result.to_json())
+    else:
+        _print_result(result, "purged")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog import audit
@@ -25,7 +26,6 @@ from knnvocab.catalog.domains import (
     describe_encoder,
     ensure_encoder,
     find_domain,
-    get_domain,
 )
 from knnvocab.catalog.models import Dataset, Domain, VocabVersion
 from knnvocab.catalog.runs import checkpoint, images_done_before, start_run
@@ -73,12 +73,13 @@ class Job:
 def ingest(
     ws: Workspace,
     domain: str,
-    path: Path | str,
+    path: Path | str | DatasetReader,
     options: IngestOptions,
     encoder: EncoderSpec | None = None,
     progress: Progress | None = None,
 ) -> IngestSummary:
-    """Embed every instance of the dataset at ``path`` into ``domain`` as a new version.
+    """Embed every instance of the dataset at ``path`` (or an open reader) into ``domain``
+    as a new version.
 
     ``encoder`` is required for a new domain (default: the settings' model and
     pretrained tag); an existing domain uses its own encoder, and a different one is
@@ -86,13 +87,17 @@ def ingest(
     """
     check_domain_name(domain)
     started = time.monotonic()
-    reader = open_dataset(
-        options.format,
-        Path(path),
-        max_pixels=ws.settings.max_image_pixels,
-        **options.reader_options,
+    reader = (
+        path
+        if isinstance(path, DatasetReader)
+        else open_dataset(
+            options.format,
+            Path(path),
+            max_pixels=ws.settings.max_image_pixels,
+            **options.reader_options,
+        )
     )
-    refs = reader.samples()
+    refs = _only(reader.samples(), options.only_keys, reader)
     names = _selected_classes(reader, options.classes)
     manifest = manifest_sha256(reader, refs)
     _fail_fast_if_busy(ws, domain, options)
@@ -118,6 +123,18 @@ def ingest(
                 domain,
             )
         raise
+
+
+def _only(
+    refs: list[SampleRef], keys: tuple[str, ...] | None, reader: DatasetReader
+) -> list[SampleRef]:
+    if keys is None:
+        return refs
+    unknown = set(keys) - {r.key for r in refs}
+    if unknown:
+        raise ConfigError(f"{reader.root}: no images with keys {sorted(unknown)[:5]}")
+    wanted = set(keys)
+    return [r for r in refs if r.key in wanted]
 
 
 def _selected_classes(reader: DatasetReader, wanted: tuple[str, ...] | None) -> list[str]:
@@ -175,15 +192,23 @@ def _begin_waiting(
     """Take the domain's write lock (its store shard, then a pending version); with
     ``wait`` retry until the other process is done."""
     deadline = time.monotonic() + options.wait_timeout
-    delay = 0.5
+    delay, told, retried = 0.5, False, False
     while True:
         try:
             ws.store.count(model.info.collection, PointFilter(domain=domain))
             with ws.catalog.session() as s:
                 return _begin(s, ws, domain, reader, refs, names, manifest, model, options, started)
-        except (DomainBusyError, StoreBusyError):
+        except IntegrityError:
+            # another process created the same new domain a moment ago: take it from there
+            if retried:
+                raise
+            retried = True
+        except (DomainBusyError, StoreBusyError) as exc:
             if not options.wait or time.monotonic() > deadline:
                 raise
+            if not told:  # say once why nothing happens
+                log.warning("waiting (--wait): %s", exc)
+                told = True
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
 
@@ -345,36 +370,3 @@ def _embed_all(
                 last_checkpoint = time.monotonic()
     progress.finish()
     return skipped
-
-
-def rollback_pending(ws: Workspace, domain: str, reason: str = "rolled back by user") -> int:
-    """Roll back a domain's pending version: delete its points, mark it rolled back.
-
-    Returns the version number.
-    """
-    from knnvocab.catalog.versions import close_version
-
-    with ws.catalog.session() as s:
-        row = get_domain(s, domain)
-        version = pending_version(s, row)
-        if version is None:
-            raise VersionStateError(f"domain {domain!r} has no pending version")
-        collection = version.encoder.collection
-        number = version.number
-    ws.store.delete(collection, PointFilter(domain=domain, added_in=number))
-    ws.store.flush()
-    with ws.catalog.session() as s:
-        row = get_domain(s, domain)
-        version = pending_version(s, row)
-        if version is None or version.number != number:
-            raise VersionStateError(f"pending version {number} of {domain!r} changed meanwhile")
-        close_version(s, row, version, "rolled_back", reason)
-        audit.record(
-            s,
-            "version.rollback",
-            ws.settings.user,
-            domain=domain,
-            version=number,
-            detail={"reason": reason},
-        )
-    return number

@@ -110,6 +110,16 @@ class VectorStore(Protocol):
     def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
         """Set payload fields on every point matching ``flt``."""
 
+    def clear_field(self, collection: str, flt: PointFilter, key: str) -> None:
+        """Remove the payload field ``key`` from every point matching ``flt``."""
+
+    def domains(self, collection: str) -> list[str]:
+        """Every domain that has points in ``collection`` (an administrative listing for
+        consistency checks; never used to answer a query)."""
+
+    def drop_domain(self, collection: str, domain: str) -> None:
+        """Delete every point of ``domain`` and release the storage it used."""
+
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
     ) -> Iterator[StoredPoint]:

@@ -191,6 +191,17 @@ class ServerStore:
             "set payload", self.client.set_payload, collection, payload, points=selector, wait=True
         )
 
+    def clear_field(self, collection: str, flt: PointFilter, key: str) -> None:
+        selector = qm.FilterSelector(filter=server_filter(flt))
+        self._call(
+            "delete payload",
+            self.client.delete_payload,
+            collection,
+            [key],
+            points=selector,
+            wait=True,
+        )
+
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
     ) -> Iterator[StoredPoint]:
@@ -212,6 +223,19 @@ class ServerStore:
                 yield StoredPoint(str(r.id), vec, dict(r.payload or {}))
             if offset is None:
                 return
+
+    def domains(self, collection: str) -> list[str]:
+        if not self._call("collection check", self.client.collection_exists, collection):
+            return []
+        result = self._call(
+            "facet", self.client.facet, collection, "domain", limit=1_000_000, exact=True
+        )
+        return sorted(str(hit.value) for hit in result.hits)
+
+    def drop_domain(self, collection: str, domain: str) -> None:
+        """Domains share the collection: deleting the points releases their storage."""
+        if self._call("collection check", self.client.collection_exists, collection):
+            self.delete(collection, PointFilter(domain=domain))
 
     def optimize(self, collection: str, domain: str) -> None:
         """The server indexes in the background; nothing to do here."""

@@ -200,3 +200,34 @@ def test_optimize_keeps_results(store: VectorStore) -> None:
     store.optimize(COLLECTION, "alpha")
     after = store.search(COLLECTION, PointFilter("alpha", visible_at=1), q, k=5)
     assert [[h.id for h in r] for r in before] == [[h.id for h in r] for r in after]
+
+
+def test_clear_field_by_filter(store: VectorStore) -> None:
+    vectors = unit(np.random.default_rng(11), 9)
+    store.insert(COLLECTION, "alpha", make_points("alpha", vectors))
+    store.insert(COLLECTION, "beta", make_points("beta", vectors, removed_in=2))
+    store.set_payload(COLLECTION, PointFilter("alpha", class_ids=(0, 1)), {"removed_in": 2})
+    store.set_payload(COLLECTION, PointFilter("alpha", class_ids=(2,)), {"removed_in": 3})
+    store.clear_field(COLLECTION, PointFilter("alpha", removed_in=2, class_ids=(0,)), "removed_in")
+    assert store.count(COLLECTION, PointFilter("alpha", live=True)) == 3
+    removed = store.counts_by(COLLECTION, PointFilter("alpha", live=False), "removed_in")
+    assert removed == {2: 3, 3: 3}
+    assert store.count(COLLECTION, PointFilter("alpha", visible_at=3)) == 3
+    cleared = list(store.scroll(COLLECTION, PointFilter("alpha", class_ids=(0,))))
+    assert all("removed_in" not in p.payload for p in cleared)
+    assert cleared[0].payload["added_in"] == 1  # other fields untouched
+    assert store.count(COLLECTION, PointFilter("beta", removed_in=2)) == 9  # other tenant
+
+
+def test_domains_and_drop_domain(store: VectorStore) -> None:
+    rng = np.random.default_rng(12)
+    store.insert(COLLECTION, "alpha", make_points("alpha", unit(rng, 4)))
+    store.insert(COLLECTION, "beta", make_points("beta", unit(rng, 5)))
+    assert store.domains(COLLECTION) == ["alpha", "beta"]
+    assert store.domains("no_such_collection") == []
+    store.drop_domain(COLLECTION, "alpha")
+    assert store.domains(COLLECTION) == ["beta"]
+    assert store.count(COLLECTION, PointFilter("alpha")) == 0
+    assert store.count(COLLECTION, PointFilter("beta")) == 5
+    store.drop_domain(COLLECTION, "never-existed")
+    store.drop_domain("no_such_collection", "alpha")

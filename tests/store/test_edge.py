@@ -73,3 +73,61 @@ def test_a_shard_open_in_another_process_is_refused_clearly(tmp_path: Path) -> N
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+WRITE = """
+import sys
+from pathlib import Path
+import numpy as np
+from knnvocab.store.edge import EdgeStore
+from knnvocab.store.base import PointFilter, StoredPoint
+from tests.store.test_conformance import make_points, unit
+s = EdgeStore(Path(sys.argv[1]))
+s.count(sys.argv[2], PointFilter("alpha"))
+print("open", flush=True)
+for i in range(40):
+    points = make_points("alpha", unit(np.random.default_rng(100 + i), 3))
+    s.insert(sys.argv[2], "alpha", [StoredPoint(f"{p.id[:-6]}{i:06d}", p.vector, p.payload)
+                                    for p in points])
+    s.flush()
+(Path(sys.argv[1]) / "written").touch()
+sys.stdin.readline()
+s.close()
+print("done", flush=True)
+"""
+
+
+def test_a_refused_process_does_not_damage_the_holders_shard(tmp_path: Path) -> None:
+    """qdrant-edge lets a second process open a shard another one is writing to (and
+    damage its files) at moments; the store's own lock refuses it every time."""
+    store = EdgeStore(tmp_path)
+    store.ensure_collection(COLLECTION, DIM)
+    store.insert(COLLECTION, "alpha", make_points("alpha", unit(np.random.default_rng(2), 3)))
+    store.close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITE, str(tmp_path), COLLECTION],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    attempts = 0
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+        while writer.poll() is None and not (tmp_path / "written").exists():
+            other = EdgeStore(tmp_path)
+            with pytest.raises(StoreBusyError):
+                other.count(COLLECTION, PointFilter("alpha"))
+            other.close()
+            attempts += 1
+        out, err = writer.communicate("\n", timeout=60)
+        assert writer.returncode == 0 and out.strip() == "done", err[-2000:]
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.communicate()
+    assert attempts > 0
+    reopened = EdgeStore(tmp_path)
+    assert reopened.count(COLLECTION, PointFilter("alpha")) == 3 + 40 * 3
+    reopened.close()

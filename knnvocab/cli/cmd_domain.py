@@ -1,0 +1,143 @@
+"""`knnvocab domain …`: create, list, show and delete domains (tenants)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from knnvocab.cli.cmd_ingest import (
+    CheckpointOpt,
+    ModelOpt,
+    PretrainedOpt,
+    ResolutionOpt,
+    UntrainedOpt,
+    encoder_options,
+)
+from knnvocab.cli.output import out, print_json, when
+
+app = typer.Typer(no_args_is_help=True, help="Domains (tenants): create, list, show, delete.")
+
+NameArg = Annotated[str, typer.Argument(help="The domain.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _print_info(d: Any) -> None:
+    table = Table(show_header=False, box=None, title=f"domain {escape(d.name)}")
+    versions = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in d.versions.items()) or "none"
+    classes = ", ".join(f"{n} {s}" for s, n in d.classes.items())
+    rows = {
+        "description": d.description or "-",
+        "created": f"{when(d.created_at)} UTC by {d.created_by}",
+        "head version": str(d.head_version),
+        "pending version": str(d.pending_version or "-"),
+        "versions": versions,
+        "classes": classes,
+        "instances": f"{d.instances} (visible at the head)",
+        "datasets": str(d.datasets),
+        "encoder": d.encoder or "none yet (bound by the first ingest)",
+    }
+    for key, value in rows.items():
+        table.add_row(f"[bold]{key}[/]", escape(value))
+    out.print(table)
+
+
+@app.command("create")
+def create(
+    name: NameArg,
+    description: Annotated[str, typer.Option(help="What the domain is for.")] = "",
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    checkpoint: CheckpointOpt = None,
+    untrained: UntrainedOpt = False,
+    resolution: ResolutionOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Create an empty domain, bound to an encoder if encoder options are given (else its
+    first ingest binds it)."""
+    from knnvocab.config import Settings
+    from knnvocab.lifecycle import new_domain
+    from knnvocab.workspace import Workspace
+
+    spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
+    with Workspace(Settings.from_env()) as ws:
+        info = new_domain(ws, name, description, spec)
+    if json_:
+        print_json(info.to_json())
+        return
+    out.print(f"[bold green]created[/] domain {escape(name)}")
+    _print_info(info)
+
+
+@app.command("list")
+def list_(json_: JsonOpt = False) -> None:
+    """Every domain with its head version, counts and encoder."""
+    from knnvocab.config import Settings
+    from knnvocab.lifecycle import domain_infos
+    from knnvocab.workspace import Workspace
+
+    with Workspace(Settings.from_env()) as ws:
+        infos = domain_infos(ws)
+    if json_:
+        print_json([i.to_json() for i in infos])
+        return
+    table = Table("domain", "head", "pending", "classes", "instances", "encoder", "description")
+    for d in infos:
+        table.add_row(
+            escape(d.name),
+            str(d.head_version),
+            str(d.pending_version or ""),
+            str(d.classes["live"]),
+            str(d.instances),
+            escape((d.encoder_fingerprint or "-")[:12]),
+            escape(d.description),
+        )
+    out.print(table if infos else "no domains yet")
+
+
+@app.command("show")
+def show(name: NameArg, json_: JsonOpt = False) -> None:
+    """One domain: versions per state, classes (live, retired, purged), instances at the
+    head, datasets and encoder."""
+    from knnvocab.config import Settings
+    from knnvocab.lifecycle import domain_info
+    from knnvocab.workspace import Workspace
+
+    with Workspace(Settings.from_env()) as ws:
+        info = domain_info(ws, name)
+    if json_:
+        print_json(info.to_json())
+    else:
+        _print_info(info)
+
+
+@app.command("delete")
+def delete(
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: everything is deleted.")] = False,
+    message: Annotated[str, typer.Option("--message", "-m", help="Why (recorded).")] = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Delete a domain for good: its points and its catalog rows. The audit log keeps a
+    tombstone. Needs --yes."""
+    from knnvocab.config import Settings
+    from knnvocab.errors import ConfigError
+    from knnvocab.lifecycle import delete_domain, domain_info
+    from knnvocab.workspace import Workspace
+
+    with Workspace(Settings.from_env()) as ws:
+        if not yes:
+            info = domain_info(ws, name)
+            raise ConfigError(
+                f"deleting domain {name!r} removes its {sum(info.versions.values())} versions, "
+                f"{sum(info.classes.values())} classes and all its points for good; "
+                "pass --yes to confirm"
+            )
+        info = delete_domain(ws, name, message)
+    if json_:
+        print_json({"deleted": info.to_json()})
+    else:
+        head = info.head_version
+        out.print(f"[bold red]deleted[/] domain {escape(name)} (head was version {head})")

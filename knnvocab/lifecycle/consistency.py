@@ -1,0 +1,155 @@
+"""`doctor`: compare the catalog with the vector store, domain by domain, and repair.
+
+Checks, in the order repairs run (each reads the store afresh, so findings never overlap):
+
+- a pending version no process works on any more (dead) -> rolled back;
+- points of failed / rolled-back versions, or of versions the catalog never had -> deleted;
+- points hidden by a version that was never published -> made live again;
+- points whose class the catalog does not know (or purged) -> deleted;
+- per published version and class, the catalog's instance count against the points the
+  store shows at that version: points missing from the store cannot be recreated, so the
+  versions that lost them are marked not reproducible; extra points are reported;
+- shards / tenants in the store of a domain the catalog does not have -> dropped.
+
+Every repair is an audit event ``doctor.repair``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from knnvocab.catalog.domains import get_domain, list_domains
+from knnvocab.catalog.models import Encoder
+from knnvocab.errors import StoreBusyError
+from knnvocab.lifecycle.consistency_checks import (
+    Context,
+    Doctor,
+    Finding,
+    load_context,
+    store_checks,
+)
+from knnvocab.lifecycle.rollback import rollback_pending
+from knnvocab.store.base import PointFilter
+from knnvocab.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """What doctor checked and found; ``ok`` when nothing wrong is left unrepaired."""
+
+    domains: list[str]
+    repair: bool
+    findings: list[Finding]
+
+    @property
+    def remaining(self) -> list[Finding]:
+        return [f for f in self.findings if f.problem and not f.repaired]
+
+    @property
+    def ok(self) -> bool:
+        return not self.remaining
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "repair": self.repair,
+            "domains": self.domains,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def doctor(ws: Workspace, domain: str | None = None, repair: bool = False) -> DoctorReport:
+    """Check ``domain`` (None: every domain, and the store for unknown domains)."""
+    with ws.catalog.session() as s:
+        names = [get_domain(s, domain).name] if domain else [d.name for d in list_domains(s)]
+    doc = Doctor(ws, repair)
+    for name in names:
+        check_domain(doc, name)
+    if domain is None:
+        check_unknown_domains(doc)
+    return DoctorReport(domains=names, repair=repair, findings=doc.findings)
+
+
+def check_domain(doc: Doctor, name: str) -> None:
+    """Every check of one domain: its pending version first, then the store."""
+    ctx = load_context(doc.ws, name)
+    if ctx.pending is not None and not ctx.pending_alive:
+        doc.found(
+            Finding(
+                name,
+                "dead-pending",
+                f"pending version {ctx.pending} ({ctx.pending_operation}): {ctx.pending_reason}",
+                action="roll it back",
+                version=ctx.pending,
+            ),
+            lambda: _rollback(doc.ws, name, ctx),
+        )
+        if doc.repair:
+            ctx = load_context(doc.ws, name)
+    elif ctx.pending is not None:
+        doc.found(
+            Finding(
+                name,
+                "pending",
+                f"pending version {ctx.pending} ({ctx.pending_operation}) in progress: "
+                f"{ctx.pending_reason}",
+                version=ctx.pending,
+                problem=False,
+            )
+        )
+    if ctx.collection is None:
+        return
+    try:
+        doc.ws.store.count(ctx.collection, PointFilter(name))
+    except StoreBusyError as exc:
+        doc.found(Finding(name, "store-busy", f"not checked: {exc}"))
+        return
+    store_checks(doc, ctx, ctx.collection)
+
+
+def _rollback(ws: Workspace, name: str, ctx: Context) -> None:
+    rollback_pending(ws, name, reason=f"doctor: {ctx.pending_reason}")
+
+
+def _bound(ws: Workspace) -> dict[str, set[str]]:
+    """Per collection, the catalog's domains whose points belong there."""
+    bound: dict[str, set[str]] = {}
+    with ws.catalog.session() as s:
+        for collection in s.scalars(select(Encoder.collection)):
+            bound.setdefault(collection, set())
+        for d in list_domains(s):
+            if d.encoder is not None:
+                bound[d.encoder.collection].add(d.name)
+    return bound
+
+
+def _dropper(ws: Workspace, collection: str, name: str) -> Callable[[], None]:
+    return lambda: ws.store.drop_domain(collection, name)
+
+
+def check_unknown_domains(doc: Doctor) -> None:
+    """Points in the store of domains the catalog does not have there (a half-done
+    domain delete, or points written under another encoder)."""
+    for collection, known in sorted(_bound(doc.ws).items()):
+        try:
+            unknown = sorted(set(doc.ws.store.domains(collection)) - known)
+            counts = {n: doc.ws.store.count(collection, PointFilter(n)) for n in unknown}
+        except StoreBusyError as exc:
+            doc.found(Finding("*", "store-busy", f"collection {collection} not checked: {exc}"))
+            continue
+        for name in unknown:
+            doc.found(
+                Finding(
+                    name,
+                    "unknown-domain",
+                    f"{counts[name]} points of domain {name!r} in {collection}, where the "
+                    "catalog has no such domain",
+                    action="delete them",
+                    points=counts[name],
+                ),
+                _dropper(doc.ws, collection, name),
+            )

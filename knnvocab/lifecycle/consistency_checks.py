@@ -1,0 +1,275 @@
+"""The store-side checks of `doctor` for one domain (see knnvocab.lifecycle.consistency)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import update
+
+from knnvocab.catalog import audit
+from knnvocab.catalog.classes import domain_classes
+from knnvocab.catalog.domains import get_domain
+from knnvocab.catalog.models import VocabVersion
+from knnvocab.catalog.versions import list_versions, pending_version, snapshot
+from knnvocab.lifecycle.rollback import liveness
+from knnvocab.store.base import PointFilter
+from knnvocab.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the catalog says about one domain, read once per check pass.
+
+    ``counts``: per published version, instances per class id (as recorded).
+    ``classes``: class ids a point may carry (not purged) -> name; ``names``: every class.
+    """
+
+    domain: str
+    domain_id: int
+    collection: str | None
+    head: int
+    states: dict[int, str]
+    reproducible: dict[int, bool]
+    pending: int | None
+    pending_operation: str | None
+    pending_alive: bool
+    pending_reason: str
+    classes: dict[int, str]
+    names: dict[int, str]
+    counts: dict[int, dict[int, int]]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing doctor found.
+
+    ``problem`` False: informational (a pending version a live process works on).
+    ``repaired``: the repair ran (``action`` says what it did, or would do).
+    """
+
+    domain: str
+    kind: str
+    message: str
+    action: str | None = None
+    version: int | None = None
+    points: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+    problem: bool = True
+    repaired: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Doctor:
+    """Collects findings; with ``repair`` runs each fix and records it in the audit log."""
+
+    def __init__(self, ws: Workspace, repair: bool) -> None:
+        self.ws = ws
+        self.repair = repair
+        self.findings: list[Finding] = []
+
+    def found(self, finding: Finding, fix: Callable[[], None] | None = None) -> None:
+        """Record ``finding``; when repairing, run ``fix`` first and audit it."""
+        if fix is not None and self.repair:
+            fix()
+            self.ws.store.flush()
+            with self.ws.catalog.session() as s:
+                audit.record(
+                    s,
+                    "doctor.repair",
+                    self.ws.settings.user,
+                    domain=finding.domain,
+                    version=finding.version,
+                    detail={
+                        "what": finding.kind,
+                        "points": finding.points,
+                        "classes": finding.classes,
+                        "action": finding.action,
+                        "finding": finding.message,
+                    },
+                )
+            finding = replace(finding, repaired=True)
+        self.findings.append(finding)
+
+
+def load_context(ws: Workspace, name: str) -> Context:
+    """Read what the catalog says about domain ``name`` (one short transaction)."""
+    with ws.catalog.session() as s:
+        row = get_domain(s, name)
+        versions = list_versions(s, row)
+        counts = {
+            v.number: {c.vocab_class.class_id: c.instances for c in snapshot(s, v)}
+            for v in versions
+            if v.state == "published"
+        }
+        everything = domain_classes(s, row).values()
+        at_head = counts.get(row.head_version, {})
+        pending = pending_version(s, row)
+        life = liveness(s, pending) if pending is not None else None
+        return Context(
+            domain=name,
+            domain_id=row.id,
+            collection=row.encoder.collection if row.encoder else None,
+            head=row.head_version,
+            states={v.number: v.state for v in versions},
+            reproducible={v.number: v.reproducible for v in versions},
+            pending=pending.number if pending else None,
+            pending_operation=pending.operation if pending else None,
+            pending_alive=life.alive if life else False,
+            pending_reason=life.reason if life else "",
+            classes={
+                c.class_id: c.name
+                for c in everything
+                if c.class_id in at_head or c.added_in > row.head_version
+            },
+            names={c.class_id: c.name for c in everything},
+            counts=counts,
+        )
+
+
+def _good(ctx: Context, version: int) -> bool:
+    """Points tagged ``version`` belong there: published, or a pending version (a live
+    one is in progress; a dead one is reported, and rolled back, on its own)."""
+    return ctx.states.get(version) in ("published", "pending")
+
+
+def store_checks(doc: Doctor, ctx: Context, collection: str) -> None:
+    """The store-side checks, each repair done before the next check reads the store."""
+    check_versions(doc, ctx, collection)
+    check_removals(doc, ctx, collection)
+    check_classes(doc, ctx, collection)
+    check_counts(doc, ctx, collection)
+
+
+def _delete(ws: Workspace, collection: str, flt: PointFilter) -> Callable[[], None]:
+    return lambda: ws.store.delete(collection, flt)
+
+
+def _clear(ws: Workspace, collection: str, flt: PointFilter) -> Callable[[], None]:
+    return lambda: ws.store.clear_field(collection, flt, "removed_in")
+
+
+def check_versions(doc: Doctor, ctx: Context, collection: str) -> None:
+    """Points of failed or rolled-back versions (orphans), or of no version at all."""
+    tags = doc.ws.store.counts_by(collection, PointFilter(ctx.domain), "added_in")
+    for version, n in sorted((int(v), n) for v, n in tags.items()):
+        if _good(ctx, version):
+            continue
+        state = ctx.states.get(version)
+        what = f"version {version} ({state.replace('_', ' ')})" if state else "no version"
+        doc.found(
+            Finding(
+                ctx.domain,
+                "orphan" if state else "unknown-version",
+                f"{n} points added in {what}: no reader can ever see them",
+                action="delete them",
+                version=version,
+                points=n,
+            ),
+            _delete(doc.ws, collection, PointFilter(ctx.domain, added_in=version)),
+        )
+
+
+def check_removals(doc: Doctor, ctx: Context, collection: str) -> None:
+    """Points hidden by a version that was never published (a retire that died)."""
+    flt = PointFilter(ctx.domain, live=False)
+    tags = doc.ws.store.counts_by(collection, flt, "removed_in")
+    for version, n in sorted((int(v), n) for v, n in tags.items()):
+        if _good(ctx, version):
+            continue
+        state = ctx.states.get(version, "unknown")
+        doc.found(
+            Finding(
+                ctx.domain,
+                "dangling-removal",
+                f"{n} points hidden from version {version} on, which is "
+                f"{state.replace('_', ' ')}: they should be live",
+                action="make them live again",
+                version=version,
+                points=n,
+            ),
+            _clear(doc.ws, collection, PointFilter(ctx.domain, removed_in=version)),
+        )
+
+
+def _label(ctx: Context, class_id: int) -> str:
+    return ctx.names.get(class_id, f"#{class_id}")
+
+
+def check_classes(doc: Doctor, ctx: Context, collection: str) -> None:
+    """Points (of readable versions) whose class the catalog does not have, or purged."""
+    tags = doc.ws.store.counts_by(collection, PointFilter(ctx.domain), "class_id")
+    unknown = sorted(int(c) for c in tags if int(c) not in ctx.classes)
+    for class_id in unknown:
+        flt = PointFilter(ctx.domain, class_ids=(class_id,))
+        by_version = doc.ws.store.counts_by(collection, flt, "added_in")
+        good = {int(v): n for v, n in by_version.items() if _good(ctx, int(v))}
+        if not good:
+            continue  # all of them are orphans, reported (and deleted) above
+        known = "purged" if class_id in ctx.names else "unknown"
+        doc.found(
+            Finding(
+                ctx.domain,
+                "unknown-class",
+                f"{sum(good.values())} points of {known} class {_label(ctx, class_id)!r} "
+                f"(versions {', '.join(map(str, sorted(good)))})",
+                action="delete them",
+                points=sum(good.values()),
+                classes={_label(ctx, class_id): sum(good.values())},
+            ),
+            _delete(doc.ws, collection, flt),
+        )
+
+
+def check_counts(doc: Doctor, ctx: Context, collection: str) -> None:
+    """Per published version and class: the catalog's count against the visible points."""
+    for version, recorded in sorted(ctx.counts.items()):
+        flt = PointFilter(ctx.domain, visible_at=version)
+        stored = {int(c): n for c, n in doc.ws.store.counts_by(collection, flt, "class_id").items()}
+        missing = {c: n - stored.get(c, 0) for c, n in recorded.items() if n > stored.get(c, 0)}
+        extra = {
+            c: n - recorded.get(c, 0)
+            for c, n in stored.items()
+            if n > recorded.get(c, 0) and c in ctx.classes
+        }
+        if missing and ctx.reproducible.get(version, True):
+            doc.found(
+                Finding(
+                    ctx.domain,
+                    "missing",
+                    f"version {version}: {sum(missing.values())} points the catalog counts "
+                    "are not in the store; they cannot be recreated",
+                    action=f"mark version {version} not reproducible",
+                    version=version,
+                    points=sum(missing.values()),
+                    classes={_label(ctx, c): n for c, n in sorted(missing.items())},
+                ),
+                _not_reproducible(doc.ws, ctx.domain_id, version),
+            )
+        if extra:
+            doc.found(
+                Finding(
+                    ctx.domain,
+                    "extra",
+                    f"version {version}: {sum(extra.values())} visible points the catalog "
+                    "does not count (not repairable automatically)",
+                    version=version,
+                    points=sum(extra.values()),
+                    classes={_label(ctx, c): n for c, n in sorted(extra.items())},
+                )
+            )
+
+
+def _not_reproducible(ws: Workspace, domain_id: int, version: int) -> Callable[[], None]:
+    def mark() -> None:
+        with ws.catalog.session() as s:
+            s.execute(
+                update(VocabVersion)
+                .where(VocabVersion.domain_id == domain_id, VocabVersion.number == version)
+                .values(reproducible=False)
+            )
+
+    return mark

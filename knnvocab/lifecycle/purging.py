@@ -1,0 +1,252 @@
+"""Purge: the hard delete of a data-protection request.
+
+The points of a class or of a dataset are deleted physically in a new version. Every
+earlier version whose visible set contained any of them is marked not reproducible, and
+the audit log keeps a tombstone (what, how many, who, when, why). A purge cannot be undone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from knnvocab.catalog import audit
+from knnvocab.catalog.classes import domain_classes
+from knnvocab.catalog.domains import get_domain
+from knnvocab.catalog.models import Dataset, Domain, VocabClass, VocabVersion
+from knnvocab.catalog.versions import ClassChange, publish_version
+from knnvocab.errors import ConfigError, NotFoundError, StoreError, VersionStateError
+from knnvocab.lifecycle.common import (
+    LifecycleResult,
+    Operation,
+    begin_operation,
+    fail_operation,
+    find_class,
+    head_state,
+    load,
+    open_shard,
+)
+from knnvocab.store.base import PointFilter, VectorStore
+from knnvocab.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class PurgeTarget:
+    """What a purge deletes, resolved against the catalog."""
+
+    what: str  # "class" | "dataset"
+    name: str
+    flt: PointFilter
+    class_pk: int | None  # the purged class (class purges only)
+    published: list[int]  # the domain's published versions
+    names: dict[int, str]  # class id -> name
+    pks: dict[int, int]  # class id -> vocab_class primary key
+    head: int
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    """The points a purge deletes: in total and per class, those visible at the head (per
+    class id), and the published versions that saw any of them."""
+
+    domain: str
+    what: str
+    name: str
+    points: int
+    per_class: dict[str, int]
+    visible_at_head: dict[int, int]
+    versions_not_reproducible: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _resolve(
+    s: Session, domain: Domain, class_name: str | None, dataset: str | None
+) -> PurgeTarget:
+    if (class_name is None) == (dataset is None):
+        raise ConfigError("purge needs exactly one of a class or a dataset")
+    class_pk = None
+    if class_name is not None:
+        cls = find_class(s, domain, class_name)
+        if head_state(s, domain, cls) == "purged":
+            raise VersionStateError(f"class {class_name!r} of {domain.name!r} is already purged")
+        what, name, class_pk = "class", class_name, cls.id
+        flt = PointFilter(domain.name, class_ids=(cls.class_id,))
+    else:
+        what, name = "dataset", str(dataset)
+        known = set(s.scalars(select(Dataset.name).where(Dataset.domain_id == domain.id)))
+        if name not in known:
+            raise NotFoundError(
+                f"domain {domain.name!r} has no dataset {name!r} "
+                f"(known: {', '.join(sorted(known)) or 'none'})"
+            )
+        flt = PointFilter(domain.name, dataset=name)
+    published = s.scalars(
+        select(VocabVersion.number)
+        .where(VocabVersion.domain_id == domain.id, VocabVersion.state == "published")
+        .order_by(VocabVersion.number)
+    )
+    classes = domain_classes(s, domain).values()
+    return PurgeTarget(
+        what=what,
+        name=name,
+        flt=flt,
+        class_pk=class_pk,
+        published=list(published),
+        names={c.class_id: c.name for c in classes},
+        pks={c.class_id: c.id for c in classes},
+        head=domain.head_version,
+    )
+
+
+def _at(flt: PointFilter, version: int) -> PointFilter:
+    return replace(flt, visible_at=version)
+
+
+def _plan(store: VectorStore, collection: str, target: PurgeTarget) -> PurgePlan:
+    """Count the doomed points; find the versions that saw any of them (exactly: one count
+    per published version)."""
+    flt = target.flt
+    by_class = store.counts_by(collection, flt, "class_id")
+    visible = store.counts_by(collection, _at(flt, target.head), "class_id")
+    saw = [v for v in target.published if store.count(collection, _at(flt, v))]
+    return PurgePlan(
+        domain=flt.domain,
+        what=target.what,
+        name=target.name,
+        points=sum(by_class.values()),
+        per_class={target.names.get(int(c), f"#{c}"): n for c, n in sorted(by_class.items())},
+        visible_at_head={int(c): n for c, n in visible.items()},
+        versions_not_reproducible=saw,
+    )
+
+
+def plan_purge(
+    ws: Workspace, domain: str, *, class_name: str | None = None, dataset: str | None = None
+) -> PurgePlan:
+    """What `purge` would delete, without changing anything (the confirmation prompt)."""
+    collection = open_shard(ws, domain)
+    with ws.catalog.session() as s:
+        target = _resolve(s, get_domain(s, domain), class_name, dataset)
+    return _plan(ws.store, collection, target)
+
+
+def purge(
+    ws: Workspace,
+    domain: str,
+    *,
+    class_name: str | None = None,
+    dataset: str | None = None,
+    message: str = "",
+) -> LifecycleResult:
+    """Delete every point of class ``class_name`` or of dataset ``dataset`` from ``domain``
+    in a new version; for a class, the class leaves the vocabulary at that version.
+
+    If the store fails half-way the version is left failed and a StoreError says so; run
+    the purge again (or `knnvocab doctor`) for what remains.
+    """
+    open_shard(ws, domain)
+    what = {"class": class_name} if class_name is not None else {"dataset": dataset}
+    with ws.catalog.session() as s:
+        row = get_domain(s, domain)
+        op = begin_operation(s, ws, row, "purge", message, {k: str(v) for k, v in what.items()})
+        target = _resolve(s, row, class_name, dataset)
+    try:
+        plan = _plan(ws.store, op.collection, target)
+        _mark_not_reproducible(ws, op, plan.versions_not_reproducible)
+    except BaseException as exc:
+        fail_operation(ws, op, exc, lambda: None)
+        raise
+    try:
+        ws.store.delete(op.collection, target.flt)
+        ws.store.flush()
+        return _publish(ws, op, target, plan, message)
+    except BaseException as exc:
+        _fail_half_way(ws, op, plan, exc, message)
+        if not isinstance(exc, Exception):
+            raise
+        raise StoreError(
+            f"purge of {target.what} {target.name!r} from {domain!r} failed after it started "
+            f"deleting points ({type(exc).__name__}: {exc}); some may be gone: version "
+            f"{op.number} is marked failed — run the purge again to finish it"
+        ) from None
+
+
+def _mark_not_reproducible(ws: Workspace, op: Operation, versions: list[int]) -> None:
+    """Before anything is deleted: these versions will lose points they showed."""
+    if not versions:
+        return
+    with ws.catalog.session() as s:
+        s.execute(
+            update(VocabVersion)
+            .where(VocabVersion.domain_id == op.domain_id, VocabVersion.number.in_(versions))
+            .values(reproducible=False)
+        )
+
+
+def _fail_half_way(
+    ws: Workspace, op: Operation, plan: PurgePlan, exc: BaseException, message: str
+) -> None:
+    """Close the version as failed and record what the purge set out to delete."""
+    fail_operation(ws, op, exc, lambda: None)
+    with ws.catalog.session() as s:
+        audit.record(
+            s,
+            "purge.partial",
+            ws.settings.user,
+            domain=op.domain,
+            version=op.number,
+            detail={**_tombstone(plan, message), "error": f"{type(exc).__name__}: {exc}"},
+        )
+
+
+def _tombstone(plan: PurgePlan, message: str) -> dict[str, Any]:
+    return {
+        "what": plan.what,
+        "name": plan.name,
+        "points": plan.points,
+        "per_class": plan.per_class,
+        "message": message,
+        "versions_not_reproducible": plan.versions_not_reproducible,
+    }
+
+
+def _publish(
+    ws: Workspace, op: Operation, target: PurgeTarget, plan: PurgePlan, message: str
+) -> LifecycleResult:
+    result = LifecycleResult(
+        domain=op.domain,
+        version=op.number,
+        operation="purge",
+        target={target.what: target.name},
+        points=plan.points,
+        per_class=plan.per_class,
+        versions_not_reproducible=plan.versions_not_reproducible,
+    )
+    changes = {
+        target.pks[cid]: ClassChange(removed=n)
+        for cid, n in plan.visible_at_head.items()
+        if n and cid in target.pks
+    }
+    if target.class_pk is not None:
+        visible = sum(plan.visible_at_head.values())
+        changes = {target.class_pk: ClassChange(removed=visible, purged=True)}
+    with ws.catalog.session() as s:
+        domain, version = load(s, op)
+        publish_version(s, domain, version, changes, result.to_json())
+        if target.class_pk is not None:
+            # later ingests skip it, like a retired class
+            s.get_one(VocabClass, target.class_pk).removed_in = op.number
+        audit.record(
+            s,
+            "purge",
+            ws.settings.user,
+            domain=op.domain,
+            version=op.number,
+            detail={**_tombstone(plan, message), "run": op.run_id},
+        )
+    return result

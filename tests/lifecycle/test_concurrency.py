@@ -1,0 +1,137 @@
+"""Two real processes on one Postgres catalog: a second ingest into a busy domain fails
+fast naming the pending version, or waits with --wait; an ingest into another domain runs
+in parallel (the embedded store has one shard per domain). The test polls the catalog; it
+never relies on sleeps alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from knnvocab.embed.spec import EncoderSpec
+from tests.data import index_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def catalog(pg_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def versions(engine: sa.Engine, domain: str) -> list[tuple[int, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select v.number, v.state from vocab_version v join domain d "
+                "on d.id = v.domain_id where d.name = :d order by v.number"
+            ),
+            {"d": domain},
+        ).all()
+    return [(int(n), str(s)) for n, s in rows]
+
+
+def ingesting(engine: sa.Engine) -> bool:
+    """Some ingest run is pending and has made progress (it holds its domain's shard)."""
+    with engine.connect() as conn:
+        done = conn.execute(
+            sa.text("select max(images_done) from ingest_run where status = 'running'")
+        ).scalar()
+    return bool(done)
+
+
+def test_one_writer_per_domain_across_processes(
+    tmp_path: Path, pg_url: str, catalog: sa.Engine, tiny_model: EncoderSpec
+) -> None:
+    """A ingests into d1 (a few dozen seconds). While it runs, B (d1) fails fast naming
+    A's pending version, and C (d2) goes through. Then A is paused (SIGSTOP: it keeps its
+    pending version and its shard) so that W (d1, --wait) is deterministically seen
+    waiting; A resumes and finishes, and W goes through after it."""
+    big = index_dataset(tmp_path / "big", copies=40)  # 160 real photos
+    small = index_dataset(tmp_path / "small")
+    env = {
+        **os.environ,
+        "KNNVOCAB_HOME": str(tmp_path / "home"),
+        "KNNVOCAB_DATABASE_URL": pg_url,
+        "KNNVOCAB_USER": "tester",
+        "KNNVOCAB_QDRANT_URL": "",
+    }
+    model = ["--model", tiny_model.model, "--checkpoint", str(tiny_model.checkpoint)]
+    started: list[Popen[str]] = []
+
+    def knnvocab(domain: str, data: Path, *extra: str, log: Any = subprocess.PIPE) -> Popen[str]:
+        cmd = [sys.executable, "-m", "knnvocab", "ingest", domain, str(data)]
+        cmd += ["--format", "index-masks", "--dataset-name", data.name, *model, *extra]
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, text=True)
+        started.append(proc)
+        return proc
+
+    logs = {name: tmp_path / f"{name}.log" for name in ("first", "waiting")}
+    with logs["first"].open("w") as first_log, logs["waiting"].open("w") as waiting_log:
+        try:
+            timing = ("--batch-size", "1", "--checkpoint-every", "0")
+            first = knnvocab("d1", big, *timing, log=first_log)
+            wait_for(lambda: ingesting(catalog), 120, "the first ingest to write points")
+            busy, other = knnvocab("d1", small), knnvocab("d2", small)
+            _, busy_err = busy.communicate(timeout=120)
+            assert busy.returncode == 1, busy_err
+            assert "error: domain 'd1' has pending version 1: ingest by tester@" in busy_err
+            assert "--wait" in busy_err and "Traceback" not in busy_err
+            _, other_err = other.communicate(timeout=120)
+            assert other.returncode == 0, other_err
+            assert first.poll() is None, "the first ingest ended too early: use more copies"
+            assert versions(catalog, "d1") == [(1, "pending")]
+            assert versions(catalog, "d2") == [(1, "published")]
+
+            first.send_signal(signal.SIGSTOP)
+            waiting = knnvocab("d1", small, "--wait", log=waiting_log)
+            wait_for(lambda: "waiting (--wait)" in logs["waiting"].read_text(), 120, "W to wait")
+            assert waiting.poll() is None
+            first.send_signal(signal.SIGCONT)
+
+            assert first.wait(timeout=120) == 0, logs["first"].read_text()[-2000:]
+            assert waiting.wait(timeout=120) == 0, logs["waiting"].read_text()[-2000:]
+        finally:
+            for proc in started:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                proc.communicate()
+    check_history(catalog)
+
+
+def check_history(catalog: sa.Engine) -> None:
+    """d2's ingest ran inside d1's pending period; W's version began after A's ended."""
+    assert versions(catalog, "d1") == [(1, "published"), (2, "published")]
+    with catalog.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select d.name, v.number, v.created_at, v.finished_at from vocab_version v "
+                "join domain d on d.id = v.domain_id order by d.name, v.number"
+            )
+        ).all()
+    span = {(str(name), int(n)): (begun, ended) for name, n, begun, ended in rows}
+    a, w, c = span[("d1", 1)], span[("d1", 2)], span[("d2", 1)]
+    assert a[0] < c[0] and c[1] < a[1]  # d2's whole ingest while d1's was pending
+    assert w[0] > a[1]  # the waiting ingest began after the first one ended
