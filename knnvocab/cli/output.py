@@ -77,9 +77,10 @@ def install_warning_banner() -> None:
 class BarProgress:
     """The `Progress` protocol as a rich progress bar: images, instances, ETA."""
 
-    def __init__(self, label: str, unit: str = "images") -> None:
+    def __init__(self, label: str, unit: str = "images", counted: str = "instances") -> None:
         self.label = label
         self.unit = unit
+        self.counted = counted
         self.instances = 0
         self._bar: Progress | None = None
         self._task: TaskID | None = None
@@ -89,7 +90,7 @@ class BarProgress:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn(self.unit + " · {task.fields[instances]} instances"),
+            TextColumn(self.unit + " · {task.fields[instances]} " + self.counted),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),

@@ -9,7 +9,6 @@ annotations are samples with no instances. COCO has no void label: ``ignore`` is
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,6 +20,7 @@ from knnvocab.datasets.base import DatasetReader, SampleRef
 from knnvocab.datasets.json_fields import get, number, read_json, top_level, unique_ids
 from knnvocab.errors import DatasetError
 from knnvocab.imageio import DEFAULT_MAX_PIXELS, load_rgb
+from knnvocab.rle import check_runs, compressed_counts, quiet
 from knnvocab.types import BoolArray, Instances, LabelledImage
 
 
@@ -211,12 +211,14 @@ def decode_segmentation(seg: Any, height: int, width: int, path: Path, where: st
         ]
     else:
         counts = seg["counts"]
-        runs = compressed_counts(counts, path, where) if isinstance(counts, str) else counts
-        _check_runs(runs, height * width, path, where)
+        runs = (
+            compressed_counts(counts, path, where, DatasetError)
+            if isinstance(counts, str)
+            else counts
+        )
+        check_runs(runs, height * width, path, where, DatasetError)
     try:
-        with warnings.catch_warnings():
-            # pycocotools' Cython __array__ predates numpy 2's copy keyword
-            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        with quiet():
             if isinstance(seg, list):
                 rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
             elif isinstance(counts, str):
@@ -241,38 +243,3 @@ def _polygon(poly: list[Any], size: tuple[int, int], path: Path, where: str) -> 
                 path, f"{where}: vertex ({x:g}, {y:g}) lies far outside the {width}x{height} image"
             )
     return coords
-
-
-def _check_runs(runs: list[Any], total: int, path: Path, where: str) -> None:
-    if not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in runs):
-        raise DatasetError(path, f"{where}: RLE counts must be non-negative integers")
-    if sum(runs) != total:
-        raise DatasetError(
-            path, f"{where}: RLE counts cover {sum(runs)} pixels, the image has {total}"
-        )
-
-
-def compressed_counts(text: str, path: Path, where: str) -> list[int]:
-    """Decode COCO's compressed RLE string into run lengths (mirrors ``rleFrString``).
-
-    pycocotools decodes a malformed string into uninitialised memory without an error, so
-    the runs are checked here before it sees them.
-    """
-    runs: list[int] = []
-    pos = 0
-    while pos < len(text):
-        value, shift, more = 0, 0, True
-        while more:
-            code = ord(text[pos]) - 48 if pos < len(text) else -1
-            if not 0 <= code < 64:
-                raise DatasetError(path, f"{where}: malformed compressed RLE counts")
-            value |= (code & 0x1F) << (5 * shift)
-            more = bool(code & 0x20)
-            pos += 1
-            shift += 1
-            if not more and code & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs

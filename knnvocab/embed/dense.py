@@ -120,8 +120,14 @@ def pool_masks(features: torch.Tensor, masks: BoolArray) -> np.ndarray:
         (N, D) float32, unit norm: the patch features averaged with each patch weighted
         by the fraction of it the mask covers.
     """
+    h, w, _ = features.shape
+    return pool_weights(features, mask_weights(masks, (h, w)))
+
+
+def pool_weights(features: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
+    """(h, w, D) features and (N, h*w) patch weights (see `mask_weights`) -> (N, D)
+    float32 unit vectors: the weighted mean of the patch features, L2-normalised."""
     h, w, d = features.shape
-    weights = mask_weights(masks, (h, w))
     totals = weights.sum(dim=1, keepdim=True)
     if bool((totals <= 0).any()):
         raise ValueError("pool_masks: every mask must cover at least one pixel")

@@ -261,4 +261,4 @@ class OpenClipEncoder:
     @property
     def logit_scale(self) -> float:
         scale = getattr(self.model, "logit_scale", None)
-        return float(scale.exp()) if isinstance(scale, torch.Tensor) else 100.0
+        return float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 100.0

@@ -1,0 +1,54 @@
+"""Text embeddings of class names, cached on disk per encoder fingerprint and templates."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from knnvocab.embed.openclip import OpenClipEncoder
+from knnvocab.embed.prompts import DEFAULT_TEMPLATES
+
+
+class TextCache:
+    """``names -> (C, D)`` text embeddings; computes only names it has not seen."""
+
+    def __init__(
+        self, encoder: OpenClipEncoder, folder: Path, templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    ) -> None:
+        self.encoder = encoder
+        self.templates = templates
+        key = hashlib.sha256("\n".join(templates).encode()).hexdigest()[:12]
+        self.path = folder / f"{encoder.info.fingerprint[:24]}-{key}.npz"
+        self._vectors: dict[str, np.ndarray] = {}
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path) as data:
+                names, vectors = data["names"], data["vectors"]
+        except (OSError, KeyError, ValueError):
+            return
+        if vectors.ndim == 2 and vectors.shape[1] == self.encoder.dim:
+            self._vectors = {str(n): v for n, v in zip(names, vectors, strict=True)}
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
+        names = sorted(self._vectors)
+        np.savez(tmp, names=np.array(names), vectors=np.stack([self._vectors[n] for n in names]))
+        tmp.replace(self.path)
+
+    def embed(self, names: Sequence[str]) -> np.ndarray:
+        """(C, D) float32 unit vectors for ``names``, in order."""
+        missing = [n for n in dict.fromkeys(names) if n not in self._vectors]
+        if missing:
+            vectors = self.encoder.embed_texts(missing, self.templates)
+            self._vectors.update(zip(missing, vectors, strict=True))
+            self._save()
+        if not names:
+            return np.zeros((0, self.encoder.dim), np.float32)
+        return np.stack([self._vectors[n] for n in names]).astype(np.float32)

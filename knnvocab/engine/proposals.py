@@ -1,0 +1,169 @@
+"""Mask proposals: a registry of methods, each turning an image into a proposal map.
+
+A proposal map is (H, W) int32: the proposal id (1..P) of every pixel, 0 where no
+proposal covers it. Methods: ``slic`` superpixels (the default), ``masks:DIR`` (a folder
+of user-supplied masks, e.g. SAM output, as id PNGs or COCO RLE JSON, one per image,
+same file stem) and ``gt`` (the ground-truth masks of a labelled dataset: the oracle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from knnvocab import rle
+from knnvocab.errors import ConfigError, InputError
+from knnvocab.imageio import load_label_png
+from knnvocab.types import ImageArray, Instances
+
+ProposalMap = npt.NDArray[np.int32]
+
+
+class ProposalSource(Protocol):
+    """Proposals for one image; ``path`` is the image file when there is one."""
+
+    name: str
+
+    def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap: ...
+
+
+def relabel(ids: npt.NDArray[np.integer[Any]]) -> ProposalMap:
+    """Renumber the non-zero values of an id map to 1..P in order of first value."""
+    values, inverse = np.unique(ids, return_inverse=True)
+    out: ProposalMap = inverse.reshape(ids.shape).astype(np.int32)
+    if values[0] != 0:
+        out += 1
+    return out
+
+
+def from_masks(masks: npt.NDArray[np.bool_]) -> ProposalMap:
+    """(N, H, W) bool masks -> a proposal map; later masks paint over earlier ones."""
+    out = np.zeros(masks.shape[1:], np.int32)
+    for i, mask in enumerate(masks, 1):
+        out[mask] = i
+    return relabel(out)
+
+
+class Slic:
+    """SLIC superpixels (scikit-image): every pixel in exactly one proposal."""
+
+    def __init__(self, n_segments: int = 128, compactness: float = 10.0) -> None:
+        self.n_segments = n_segments
+        self.compactness = compactness
+        self.name = "slic"
+
+    def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap:
+        from skimage.segmentation import slic
+
+        labels = slic(
+            image,
+            n_segments=self.n_segments,
+            compactness=self.compactness,
+            start_label=1,
+            channel_axis=-1,
+        )
+        return relabel(np.asarray(labels))
+
+
+class MaskFolder:
+    """User-supplied proposals: ``DIR/<image stem>.png`` (each pixel the id of its
+    proposal, 0 for none) or ``DIR/<image stem>.json`` (a list of COCO RLE masks, or
+    objects with a ``segmentation`` RLE; later masks paint over earlier ones)."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise InputError(folder, "proposal mask folder not found")
+        self.folder = folder
+        self.name = f"masks:{folder}"
+
+    def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap:
+        if path is None:
+            raise ConfigError("masks:DIR proposals need the image's file name")
+        png, rle = self.folder / f"{path.stem}.png", self.folder / f"{path.stem}.json"
+        if png.is_file():
+            ids = load_label_png(png)
+        elif rle.is_file():
+            ids = _rle_file(rle, image.shape[:2])
+        else:
+            raise InputError(path, f"no proposal masks {png.name} or {rle.name} in {self.folder}")
+        if ids.shape != image.shape[:2]:
+            raise InputError(
+                png if png.is_file() else rle,
+                f"proposals are {ids.shape[1]}x{ids.shape[0]} but the image is "
+                f"{image.shape[1]}x{image.shape[0]}",
+            )
+        return relabel(ids)
+
+
+def _rle_file(path: Path, shape: tuple[int, ...]) -> npt.NDArray[np.int32]:
+    """A JSON list of COCO RLE masks (or of objects with a ``segmentation`` RLE)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read proposal masks ({exc})") from None
+    items = (
+        data if isinstance(data, list) else data.get("masks") if isinstance(data, dict) else None
+    )
+    if not isinstance(items, list):
+        raise InputError(path, "expected a JSON list of COCO RLE masks")
+    size = (int(shape[0]), int(shape[1]))
+    masks = [
+        rle.decode(
+            item.get("segmentation", item) if isinstance(item, dict) else item,
+            size,
+            path,
+            f"mask {i}",
+        )
+        for i, item in enumerate(items)
+    ]
+    if not masks:
+        return np.zeros(size, np.int32)
+    return from_masks(np.stack(masks))
+
+
+class GroundTruth:
+    """The oracle: ground-truth instance masks of the image (from a labelled dataset)."""
+
+    name = "gt"
+
+    def __init__(self, lookup: Callable[[Path | None], Instances]) -> None:
+        self.lookup = lookup
+
+    def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap:
+        instances = self.lookup(path)
+        if instances.shape != image.shape[:2]:
+            raise InputError(path or "image", "ground-truth masks do not match the image size")
+        keep = ~instances.crowd
+        return from_masks(instances.masks[keep])
+
+
+def list_proposals() -> dict[str, str]:
+    return {
+        "slic": "SLIC superpixels (scikit-image); --n-segments, --compactness",
+        "masks:DIR": "your own masks (e.g. SAM): DIR/<stem>.png id maps (0 = none) or "
+        "DIR/<stem>.json COCO RLE lists",
+        "gt": "ground-truth masks of a labelled dataset (the oracle, for evaluation)",
+    }
+
+
+def make_proposals(
+    spec: str,
+    n_segments: int = 128,
+    compactness: float = 10.0,
+    ground_truth: Callable[[Path | None], Instances] | None = None,
+) -> ProposalSource:
+    """The proposal source named by ``spec`` (``slic``, ``masks:DIR`` or ``gt``)."""
+    if spec == "slic":
+        return Slic(n_segments, compactness)
+    if spec.startswith("masks:"):
+        return MaskFolder(Path(spec.removeprefix("masks:")).expanduser())
+    if spec == "gt":
+        if ground_truth is None:
+            raise ConfigError("gt proposals need a labelled dataset (--dataset PATH --format F)")
+        return GroundTruth(ground_truth)
+    raise ConfigError(f"unknown proposals {spec!r} (known: {', '.join(list_proposals())})")

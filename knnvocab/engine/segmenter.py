@@ -1,0 +1,150 @@
+"""Segmenting images in one domain at one version: proposals -> embeddings -> filtered kNN
+(one batch per image) and zero-shot -> fusion -> a `Segmentation`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from knnvocab.catalog.classes import live_classes
+from knnvocab.catalog.domains import get_domain
+from knnvocab.catalog.versions import readable_version
+from knnvocab.embed.dense import mask_weights, pool_weights
+from knnvocab.embed.openclip import OpenClipEncoder
+from knnvocab.embed.text_cache import TextCache
+from knnvocab.engine.params import SegmentParams
+from knnvocab.engine.proposals import ProposalSource, make_proposals
+from knnvocab.engine.result import UNLABELLED, Neighbour, Segment, Segmentation
+from knnvocab.engine.scoring import Probs, fuse, retrieval, zero_shot
+from knnvocab.errors import NotFoundError
+from knnvocab.store.base import Hit, PointFilter
+from knnvocab.types import ImageArray, check_image
+from knnvocab.workspace import Workspace
+
+
+class Segmenter:
+    """Everything one (domain, version) needs, loaded once: encoder, vocabulary, text
+    embeddings. ``version=None`` means the head at construction time."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        domain: str,
+        version: int | None = None,
+        params: SegmentParams | None = None,
+        proposals: ProposalSource | None = None,
+    ) -> None:
+        self.ws = ws
+        self.params = params or SegmentParams()
+        with ws.catalog.session() as s:
+            row = get_domain(s, domain)
+            v = readable_version(s, row, version)
+            classes = live_classes(s, v)
+            if row.encoder is None:
+                raise NotFoundError(f"domain {domain!r} has no encoder yet")
+            encoder_row = row.encoder
+        if not classes:
+            raise NotFoundError(f"domain {domain!r} has no classes at version {v.number}")
+        self.domain, self.version = domain, v.number
+        self.class_ids = [c.class_id for c in classes]
+        self.names = {c.class_id: c.name for c in classes}
+        self.column = {cid: i for i, cid in enumerate(self.class_ids)}
+        self.encoder: OpenClipEncoder = ws.encoder_of(encoder_row)
+        self.collection = encoder_row.collection
+        self.text = TextCache(self.encoder, ws.settings.cache_dir / "text").embed(
+            [c.name for c in classes]
+        )
+        self.proposals = proposals or make_proposals(
+            self.params.proposals, self.params.n_segments, self.params.compactness
+        )
+
+    def recorded_params(self) -> dict[str, object]:
+        return {**self.params.to_json(), "proposals": self.proposals.name}
+
+    def segment(self, image: ImageArray, path: Path | None = None) -> Segmentation:
+        """Segment one (H, W, 3) uint8 image."""
+        check_image(image)
+        segment_map = self.proposals(image, path)
+        ids = np.arange(1, int(segment_map.max(initial=0)) + 1)
+        masks = segment_map[None] == ids[:, None, None]
+        features = self.encoder.dense_features([image])[0]
+        weights = mask_weights(masks, (features.shape[0], features.shape[1]))
+        p_base = zero_shot(features, self.text, weights, self.encoder.logit_scale)
+        hits: list[list[Hit]] = [[] for _ in ids]
+        if not self.params.zero_shot_only and len(ids):
+            queries = pool_weights(features, weights)  # the pooling ingest uses
+            flt = PointFilter(self.domain, visible_at=self.version)
+            hits = self.ws.store.search(self.collection, flt, queries, self.params.k)
+        p_ret, hit_weights = retrieval(hits, self.column, self.params.tau)
+        p_final, used = fuse(p_base, p_ret, self.params.threshold, self.params.lam)
+        segments = [
+            self._segment(
+                i, masks[i], p_base[i], p_ret[i], p_final[i], bool(used[i]), hits[i], hit_weights[i]
+            )
+            for i in range(len(ids))
+        ]
+        lut = np.array([UNLABELLED] + [s.class_id for s in segments], np.int32)
+        return Segmentation(
+            domain=self.domain,
+            version=self.version,
+            encoder=self.encoder.info.fingerprint,
+            params=self.recorded_params(),
+            labels=lut[segment_map],
+            segment_map=segment_map,
+            segments=segments,
+            class_ids=self.class_ids,
+            names=self.names,
+        )
+
+    def _segment(
+        self,
+        index: int,
+        mask: npt.NDArray[np.bool_],
+        p_base: Probs,
+        p_ret: Probs,
+        p_final: Probs,
+        used: bool,
+        hits: list[Hit],
+        weights: Probs,
+    ) -> Segment:
+        best = int(np.argmax(p_final))
+        rows, cols = np.nonzero(mask)
+        bbox = (
+            (
+                int(cols.min()),
+                int(rows.min()),
+                int(cols.max() - cols.min() + 1),
+                int(rows.max() - rows.min() + 1),
+            )
+            if len(rows)
+            else (0, 0, 0, 0)
+        )
+        return Segment(
+            id=index + 1,
+            class_id=self.class_ids[best],
+            label=self.names[self.class_ids[best]],
+            score=float(p_final[best]),
+            source="retrieval" if used else "zero-shot",
+            area=len(rows),
+            bbox=bbox,
+            p_base=p_base,
+            p_ret=p_ret,
+            p_final=p_final,
+            neighbours=[self._neighbour(h, float(w)) for h, w in zip(hits, weights, strict=True)],
+        )
+
+    def _neighbour(self, hit: Hit, weight: float) -> Neighbour:
+        p = hit.payload
+        return Neighbour(
+            point_id=hit.id,
+            similarity=hit.score,
+            weight=weight,
+            class_id=int(p.get("class_id", -1)),
+            label=str(p.get("label", "")),
+            dataset=str(p.get("dataset", "")),
+            image=str(p.get("image", "")),
+            instance=str(p.get("instance", "")),
+            added_in=int(p.get("added_in", 0)),
+        )
