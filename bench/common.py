@@ -53,3 +53,16 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Write the real labelled photos of labelme-examples (3 VOC photos, 5 "
+        "video frames) as one index-mask dataset with a unified class list."
+    )
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--copies", type=int, default=1)
+    args = parser.parse_args()
+    print(replicated_voc(args.out, args.copies))

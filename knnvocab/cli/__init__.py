@@ -51,11 +51,18 @@ def _root(
 
 
 def _register() -> None:
-    from knnvocab.cli import cmd_ingest, cmd_system, cmd_vocab
+    from knnvocab.cli import cmd_eval, cmd_ingest, cmd_segment, cmd_system, cmd_vocab
 
     cmd_system.register(app)
     cmd_ingest.register(app)
+    cmd_segment.register(app)
+    app.add_typer(cmd_eval.app, name="eval")
     app.add_typer(cmd_vocab.app, name="vocab")
+    from knnvocab.cli import cmd_audit, cmd_doctor, cmd_domain
+
+    app.add_typer(cmd_domain.app, name="domain")
+    cmd_audit.register(app)
+    cmd_doctor.register(app)
 
 
 _register()

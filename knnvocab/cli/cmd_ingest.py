@@ -41,7 +41,7 @@ def encoder_options(
     )
 
 
-def _reader_options(pairs: list[str], named: dict[str, Any]) -> dict[str, Any]:
+def reader_options(pairs: list[str], named: dict[str, Any]) -> dict[str, Any]:
     options = {k: v for k, v in named.items() if v is not None}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -124,7 +124,7 @@ def ingest(
         min_area=min_area,
         batch_size=batch_size,
         checkpoint_seconds=checkpoint_every,
-        reader_options=_reader_options(option or [], named),
+        reader_options=reader_options(option or [], named),
     )
     with Workspace(Settings.from_env()) as ws:
         summary = run_ingest(ws, domain, path, options, spec, BarProgress(f"ingest {domain}"))

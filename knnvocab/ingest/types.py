@@ -23,6 +23,7 @@ class IngestOptions:
         reader_options: format-specific options (folders, class list, split, …).
         checkpoint_seconds: how often progress is made durable (store flush + catalog);
             a resume redoes at most this much work.
+        only_keys: ingest only these image keys (None: every image of the dataset).
     """
 
     format: str
@@ -36,6 +37,7 @@ class IngestOptions:
     batch_size: int = 8
     reader_options: dict[str, Any] = field(default_factory=dict)
     checkpoint_seconds: float = 10.0
+    only_keys: tuple[str, ...] | None = None
 
     def recorded(self) -> dict[str, Any]:
         """The parameters recorded with the version and run."""
@@ -45,6 +47,7 @@ class IngestOptions:
         data.pop("wait_timeout")
         data.pop("checkpoint_seconds")
         data["classes"] = list(self.classes) if self.classes else None
+        data["only_keys"] = list(self.only_keys) if self.only_keys is not None else None
         data["reader_options"] = {k: str(v) for k, v in self.reader_options.items()}
         return data
 
