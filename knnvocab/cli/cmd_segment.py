@@ -92,6 +92,11 @@ def segment(
             BarProgress(f"segment {domain}", "images", "segments"),
         )
     failed = [o for o in outcomes if o.error is not None]
+    if any(o.result and not o.result.get("reproducible", True) for o in outcomes):
+        err.print(
+            "[bold yellow]warning:[/] this version is marked not reproducible (a purge "
+            "deleted points it showed): the output differs from what it gave before"
+        )
     for o in failed:
         err.print(f"[bold red]error:[/] {escape(o.error or '')}")
     if json_:

@@ -92,6 +92,8 @@ class Segmentation:
         segments: one `Segment` per proposal id 1..P, in id order.
         class_ids: the vocabulary at ``version`` (live class ids, ascending).
         names: class id -> class name, for every id in ``class_ids``.
+        reproducible: False once a purge deleted points this version showed: the output
+            then differs from what the version gave before the purge.
     """
 
     domain: str
@@ -103,6 +105,7 @@ class Segmentation:
     segments: list[Segment]
     class_ids: list[int]
     names: dict[int, str]
+    reproducible: bool = True
 
     def __post_init__(self) -> None:
         for what, arr in (("labels", self.labels), ("segment_map", self.segment_map)):
@@ -142,6 +145,7 @@ class Segmentation:
         return {
             "domain": self.domain,
             "version": self.version,
+            "reproducible": self.reproducible,
             "encoder": self.encoder,
             "width": w,
             "height": h,

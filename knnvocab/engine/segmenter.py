@@ -42,6 +42,7 @@ class Segmenter:
             row = get_domain(s, domain)
             v = readable_version(s, row, version)
             classes = live_classes(s, v)
+            self.reproducible = v.reproducible
             if row.encoder is None:
                 raise NotFoundError(f"domain {domain!r} has no encoder yet")
             encoder_row = row.encoder
@@ -96,6 +97,7 @@ class Segmenter:
             segments=segments,
             class_ids=self.class_ids,
             names=self.names,
+            reproducible=self.reproducible,
         )
 
     def _segment(

@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 
 from knnvocab.embed.spec import EncoderSpec
+from knnvocab.engine.params import SegmentParams
+from knnvocab.engine.segmenter import Segmenter
 from knnvocab.history import version_log, vocab_diff, vocabulary
+from knnvocab.imageio import load_rgb
 from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import audit_log, doctor, purge, restore, retire
 from knnvocab.store.base import PointFilter
@@ -22,6 +25,34 @@ def live(ws: Workspace, version: int) -> dict[str, int]:
     return {c.name: c.instances for c in vocabulary(ws, "k", version).live}
 
 
+PHOTO = Path(
+    "/usr/share/doc/labelme-examples/examples/instance_segmentation/data_dataset_voc/JPEGImages/2011_000006.jpg"
+)
+
+
+def neighbour_sets(body: dict[str, object]) -> list[list[tuple[object, ...]]]:
+    keys = ("label", "similarity", "dataset", "image", "instance")
+    segments = body["segments"]
+    assert isinstance(segments, list)
+    return [sorted(tuple(n[k] for k in keys) for n in s["neighbours"]) for s in segments]
+
+
+def segment_at(ws: Workspace, version: int) -> dict[str, object]:
+    """`segment --version N` of a real photo, checked against the vocabulary at N: only
+    its live classes are predicted, and the neighbours (k above the domain's size, so all
+    of them) are exactly the points visible at N."""
+    params = SegmentParams(threshold=0.0, k=500, n_segments=24)
+    seg = Segmenter(ws, "k", version, params).segment(load_rgb(PHOTO), PHOTO)
+    names = set(live(ws, version))
+    visible = ws.store.count(collection_of(ws, "k"), PointFilter("k", visible_at=version))
+    assert {s.label for s in seg.segments} <= names
+    for s in seg.segments:
+        assert len(s.neighbours) == visible, (version, s.id)
+        assert all(n.added_in <= version and n.label in names for n in s.neighbours)
+    body: dict[str, object] = seg.to_json(evidence=500)
+    return body
+
+
 def test_full_lifecycle(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path, tmp_path: Path, cli: Run
 ) -> None:
@@ -31,6 +62,8 @@ def test_full_lifecycle(
     person = v1.instances_added["person"] + v2.instances_added["person"]
     assert live(ws, 2)["person"] == person
     before = assert_every_version_matches(ws, "k")
+    at2 = segment_at(ws, 2)
+    assert any(n["label"] == "person" for s in at2["segments"] for n in s["neighbours"])  # type: ignore[attr-defined]
 
     # retire: hidden from version 3 on, still there at version 2
     retired = retire(ws, "k", "person", "consent withdrawn")
@@ -41,6 +74,8 @@ def test_full_lifecycle(
     assert d.count_changes == {"person": (person, 0)}
     seen = assert_every_version_matches(ws, "k")
     assert seen[2] == before[2]
+    assert segment_at(ws, 2) == at2  # time travel: version 2 is exactly as it was
+    segment_at(ws, 3)  # no person predicted, no person neighbour
 
     # restore: visible again from version 4, as new points; version 3 unchanged
     restored = restore(ws, "k", "person", "consent given again")
@@ -52,6 +87,11 @@ def test_full_lifecycle(
     seen = assert_every_version_matches(ws, "k")
     assert seen[4] == seen[2] and seen[3] != seen[2]
     check_restored_points(ws, person)
+    at4 = segment_at(ws, 4)
+    assert segment_at(ws, 2) == at2
+    # the restored copies stand in for the originals: same classes, same similarities
+    # (ties between identical photos of two datasets may come back in another order)
+    assert neighbour_sets(at4) == neighbour_sets(at2)
 
     # purge a dataset: gone from every version; versions that showed it are flagged
     photos = purge(ws, "k", dataset="photos", message="request #42")
@@ -59,6 +99,9 @@ def test_full_lifecycle(
     # its points, and the restored copies of its person points
     assert photos.points == v1.total_added + v1.instances_added["person"]
     assert photos.versions_not_reproducible == [1, 2, 3, 4]
+    after = segment_at(ws, 2)
+    assert after["reproducible"] is False and at2["reproducible"] is True
+    segment_at(ws, 5)
     assert live(ws, 5)["person"] == v2.instances_added["person"]
     d = vocab_diff(ws, "k", 4, 5)
     assert d.removed == [] and d.count_changes["person"] == (person, v2.instances_added["person"])
