@@ -1,6 +1,6 @@
 """Ingest throughput against the encoder's bare forward pass, on the same images, same run.
 
-    python bench/ingest.py [--copies 5] [--model ViT-B-16] [--repeat 2] [--json out.json]
+    python bench/ingest.py [--copies 10] [--model ViT-B-16] [--repeat 2] [--json out.json]
 
 Builds an index-mask dataset from the real labelled photos of labelme-examples (replicated
 ``--copies`` times), then measures
@@ -63,7 +63,7 @@ def full_ingest(ws_home: Path, ws: Workspace, spec: EncoderSpec, data: Path, bat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--model", default="ViT-B-16")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
@@ -102,11 +103,52 @@ def maskclip_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
     return features
 
 
+def patch_index(height: int, width: int, grid: tuple[int, int]) -> npt.NDArray[np.int64]:
+    """(H, W) int64: the patch (row-major index into the (h, w) grid) each pixel falls in.
+
+    The image is cut into h × w non-overlapping rectangles of (almost) equal size, exactly
+    as the resized image is cut into patches."""
+    h, w = grid
+    rows = (np.arange(height) * h) // height
+    cols = (np.arange(width) * w) // width
+    return rows[:, None] * w + cols[None, :]
+
+
+def _fractions(
+    counts: npt.NDArray[np.int64], index: npt.NDArray[np.int64], cells: int
+) -> torch.Tensor:
+    """Pixel counts per (segment, patch) -> the fraction of each patch covered."""
+    sizes = np.bincount(index.ravel(), minlength=cells)
+    return torch.from_numpy((counts / sizes).astype(np.float32))
+
+
 def mask_weights(masks: BoolArray, grid: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W) bool -> (N, h*w) float32: the fraction of each patch every mask covers."""
-    m = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.float32)[:, None]
-    w = F.adaptive_avg_pool2d(m, grid) if m.shape[-2:] != grid else m
-    return w.reshape(masks.shape[0], -1)
+    """(N, H, W) bool -> (N, h*w) float32: the fraction of each patch every mask covers.
+
+    Counts come from two one-hot matrix products (rows, then columns), exact in float32
+    for any image below 2^24 pixels per patch."""
+    n, height, width = masks.shape
+    h, w = grid
+    index = patch_index(height, width, grid)
+    rows = F.one_hot(torch.from_numpy((np.arange(height) * h) // height), h).float()
+    cols = F.one_hot(torch.from_numpy((np.arange(width) * w) // width), w).float()
+    m = torch.from_numpy(np.ascontiguousarray(masks)).float()
+    counts = rows.T @ (m @ cols)  # (N, h, w)
+    return _fractions(counts.reshape(n, h * w).round().numpy().astype(np.int64), index, h * w)
+
+
+def segment_weights(
+    segment_map: npt.NDArray[np.integer[Any]], n: int, grid: tuple[int, int]
+) -> torch.Tensor:
+    """An (H, W) map of ids 0..n (0 = none) -> (n, h*w) float32 coverage of segments 1..n.
+
+    Equal to `mask_weights` of the segments' masks, in one pass over the pixels."""
+    height, width = segment_map.shape
+    index = patch_index(height, width, grid)
+    cells = grid[0] * grid[1]
+    keys = segment_map.astype(np.int64).ravel() * cells + index.ravel()
+    counts = np.bincount(keys, minlength=(n + 1) * cells)[: (n + 1) * cells]
+    return _fractions(counts.reshape(n + 1, cells)[1:], index, cells)
 
 
 def pool_masks(features: torch.Tensor, masks: BoolArray) -> np.ndarray:

@@ -21,7 +21,7 @@ METHODS = {
 DEFAULT_METHOD = "maskclip"
 #: bumped whenever the embedding code changes its output: part of every fingerprint, so
 #: vectors made by different code are never mixed
-EMBEDDING_CODE_VERSION = 1
+EMBEDDING_CODE_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -50,24 +50,45 @@ def from_masks(masks: npt.NDArray[np.bool_]) -> ProposalMap:
 
 
 class Slic:
-    """SLIC superpixels (scikit-image): every pixel in exactly one proposal."""
+    """SLIC superpixels (scikit-image): every pixel in exactly one proposal.
 
-    def __init__(self, n_segments: int = 128, compactness: float = 10.0) -> None:
+    Large photos are clustered at a reduced size (at most ``max_pixels``) and the labels
+    scaled back up by nearest neighbour: superpixels are coarser than the encoder's
+    patches anyway, and SLIC's cost grows with the pixel count.
+    """
+
+    def __init__(
+        self, n_segments: int = 128, compactness: float = 10.0, max_pixels: int = 250_000
+    ) -> None:
         self.n_segments = n_segments
         self.compactness = compactness
+        self.max_pixels = max_pixels
         self.name = "slic"
 
     def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap:
+        from PIL import Image
         from skimage.segmentation import slic
 
-        labels = slic(
-            image,
-            n_segments=self.n_segments,
-            compactness=self.compactness,
-            start_label=1,
-            channel_axis=-1,
+        height, width = image.shape[:2]
+        scale = min(1.0, (self.max_pixels / (height * width)) ** 0.5)
+        small = image
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        labels = np.asarray(
+            slic(
+                small,
+                n_segments=self.n_segments,
+                compactness=self.compactness,
+                start_label=1,
+                channel_axis=-1,
+            )
         )
-        return relabel(np.asarray(labels))
+        if labels.shape != (height, width):
+            rows = np.arange(height) * labels.shape[0] // height
+            cols = np.arange(width) * labels.shape[1] // width
+            labels = labels[rows[:, None], cols[None, :]]
+        return relabel(labels)
 
 
 class MaskFolder:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
+from scipy.ndimage import find_objects
 
 from knnvocab.catalog.classes import live_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.versions import readable_version
-from knnvocab.embed.dense import mask_weights, pool_weights
+from knnvocab.embed.dense import pool_weights, segment_weights
 from knnvocab.embed.openclip import OpenClipEncoder
 from knnvocab.embed.text_cache import TextCache
 from knnvocab.engine.params import SegmentParams
@@ -68,23 +68,32 @@ class Segmenter:
         """Segment one (H, W, 3) uint8 image."""
         check_image(image)
         segment_map = self.proposals(image, path)
-        ids = np.arange(1, int(segment_map.max(initial=0)) + 1)
-        masks = segment_map[None] == ids[:, None, None]
+        n = int(segment_map.max(initial=0))
         features = self.encoder.dense_features([image])[0]
-        weights = mask_weights(masks, (features.shape[0], features.shape[1]))
+        weights = segment_weights(segment_map, n, (features.shape[0], features.shape[1]))
         p_base = zero_shot(features, self.text, weights, self.encoder.logit_scale)
-        hits: list[list[Hit]] = [[] for _ in ids]
-        if not self.params.zero_shot_only and len(ids):
+        hits: list[list[Hit]] = [[] for _ in range(n)]
+        if not self.params.zero_shot_only and n:
             queries = pool_weights(features, weights)  # the pooling ingest uses
             flt = PointFilter(self.domain, visible_at=self.version)
             hits = self.ws.store.search(self.collection, flt, queries, self.params.k)
         p_ret, hit_weights = retrieval(hits, self.column, self.params.tau)
         p_final, used = fuse(p_base, p_ret, self.params.threshold, self.params.lam)
+        areas = np.bincount(segment_map.ravel(), minlength=n + 1)
+        boxes = find_objects(segment_map, max_label=n)
         segments = [
             self._segment(
-                i, masks[i], p_base[i], p_ret[i], p_final[i], bool(used[i]), hits[i], hit_weights[i]
+                i,
+                int(areas[i + 1]),
+                _bbox(boxes[i]),
+                p_base[i],
+                p_ret[i],
+                p_final[i],
+                bool(used[i]),
+                hits[i],
+                hit_weights[i],
             )
-            for i in range(len(ids))
+            for i in range(n)
         ]
         lut = np.array([UNLABELLED] + [s.class_id for s in segments], np.int32)
         return Segmentation(
@@ -103,7 +112,8 @@ class Segmenter:
     def _segment(
         self,
         index: int,
-        mask: npt.NDArray[np.bool_],
+        area: int,
+        bbox: tuple[int, int, int, int],
         p_base: Probs,
         p_ret: Probs,
         p_final: Probs,
@@ -112,24 +122,13 @@ class Segmenter:
         weights: Probs,
     ) -> Segment:
         best = int(np.argmax(p_final))
-        rows, cols = np.nonzero(mask)
-        bbox = (
-            (
-                int(cols.min()),
-                int(rows.min()),
-                int(cols.max() - cols.min() + 1),
-                int(rows.max() - rows.min() + 1),
-            )
-            if len(rows)
-            else (0, 0, 0, 0)
-        )
         return Segment(
             id=index + 1,
             class_id=self.class_ids[best],
             label=self.names[self.class_ids[best]],
             score=float(p_final[best]),
             source="retrieval" if used else "zero-shot",
-            area=len(rows),
+            area=area,
             bbox=bbox,
             p_base=p_base,
             p_ret=p_ret,
@@ -150,3 +149,16 @@ class Segmenter:
             instance=str(p.get("instance", "")),
             added_in=int(p.get("added_in", 0)),
         )
+
+
+def _bbox(box: tuple[slice, slice] | None) -> tuple[int, int, int, int]:
+    """x, y, width, height of a `find_objects` slice pair (zeros for an empty segment)."""
+    if box is None:
+        return (0, 0, 0, 0)
+    rows, cols = box
+    return (
+        int(cols.start),
+        int(rows.start),
+        int(cols.stop - cols.start),
+        int(rows.stop - rows.start),
+    )
