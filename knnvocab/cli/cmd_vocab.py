@@ -42,6 +42,20 @@ def _print_provenance(r: Any) -> None:
         f"fingerprint {e['fingerprint'][:12]}"
     )
     out.print(f"    encoder:  {escape(line)}")
+    params = _params_line(r.params)
+    if params:
+        out.print(f"    params:   {escape(params)}")
+
+
+def _params_line(params: dict[str, Any]) -> str:
+    """The run's parameters as `key=value`, leaving out what is shown elsewhere or unset."""
+    shown = {"message", "dataset_name", "class", "dataset"}
+    items = [
+        f"{k}={v}"
+        for k, v in sorted(params.items())
+        if k not in shown and v not in (None, {}, [], "")
+    ]
+    return " ".join(items)
 
 
 def _print_changes(r: Any) -> None:

@@ -103,6 +103,7 @@ def test_vocab_changes_and_refusals(
     assert "versions no longer reproducible: 1, 2, 3" in purged.stdout
     log = ok(cli("vocab", "log", "shop")).stdout
     assert "purge" in log and "classes purged: bus" in log and "target:   class bus" in log
+    assert "params:   batch_size=" in log and "min_area=" in log  # the ingest's parameters
     # time travel: only published versions can be read
     failed = pending(settings, "shop", close="rolled_back")
     refused(cli("vocab", "show", "shop", "--version", "99"), "has no version 99 (head is 4)")
