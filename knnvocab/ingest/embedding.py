@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knnvocab.embed.openclip import OpenClipEncoder
 from knnvocab.store.base import StoredPoint, point_id
 from knnvocab.types import LabelledImage
+
+if TYPE_CHECKING:
+    from knnvocab.embed.openclip import OpenClipEncoder
 
 
 @dataclass(frozen=True)

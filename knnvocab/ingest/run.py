@@ -13,6 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,7 +33,6 @@ from knnvocab.catalog.runs import checkpoint, images_done_before, start_run
 from knnvocab.catalog.versions import begin_version, busy_message, pending_version
 from knnvocab.datasets import open_dataset
 from knnvocab.datasets.base import DatasetReader, SampleRef
-from knnvocab.embed.openclip import OpenClipEncoder
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import (
     ConfigError,
@@ -48,6 +48,9 @@ from knnvocab.ingest.types import IngestOptions, IngestSummary, NoProgress, Prog
 from knnvocab.store.base import PointFilter
 from knnvocab.types import LabelledImage
 from knnvocab.workspace import Workspace
+
+if TYPE_CHECKING:
+    from knnvocab.embed.openclip import OpenClipEncoder
 
 log = logging.getLogger(__name__)
 
