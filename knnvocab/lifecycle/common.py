@@ -21,7 +21,13 @@ from knnvocab.catalog import audit
 from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import Domain, VocabClass, VocabVersion
-from knnvocab.catalog.versions import begin_version, close_version, snapshot
+from knnvocab.catalog.versions import (
+    ClassChange,
+    begin_version,
+    close_version,
+    get_version,
+    snapshot,
+)
 from knnvocab.errors import NotFoundError, VersionStateError
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
@@ -103,6 +109,22 @@ def begin_operation(
     )
 
 
+def store_shortfall(ws: Workspace, op: Operation) -> dict[int, ClassChange]:
+    """Per class (primary key): the instances the head's counts hold that the store does
+    not show at ``op``'s version — points lost from the store, or deleted by an earlier
+    purge that failed half-way. Publishing ``op`` with these removals makes its counts the
+    store's, so a loss is never carried into later versions."""
+    flt = PointFilter(op.domain, visible_at=op.number)
+    visible = {int(c): n for c, n in ws.store.counts_by(op.collection, flt, "class_id").items()}
+    with ws.catalog.session() as s:
+        rows = snapshot(s, get_version(s, s.get_one(Domain, op.domain_id), op.head))
+        return {
+            r.class_pk: ClassChange(removed=r.instances - visible.get(r.vocab_class.class_id, 0))
+            for r in rows
+            if r.instances > visible.get(r.vocab_class.class_id, 0)
+        }
+
+
 def find_class(s: Session, domain: Domain, name: str) -> VocabClass:
     """A class of ``domain`` by name; NotFoundError listing some known names."""
     classes = domain_classes(s, domain)
@@ -114,8 +136,6 @@ def find_class(s: Session, domain: Domain, name: str) -> VocabClass:
 
 def head_state(s: Session, domain: Domain, cls: VocabClass) -> str:
     """``live``, ``retired`` or ``purged``: the class at the domain's head."""
-    from knnvocab.catalog.versions import get_version
-
     if domain.head_version == 0:
         raise VersionStateError(f"domain {domain.name!r} has no published version yet")
     rows = snapshot(s, get_version(s, domain, domain.head_version))

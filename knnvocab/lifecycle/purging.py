@@ -28,6 +28,7 @@ from knnvocab.lifecycle.common import (
     head_state,
     load,
     open_shard,
+    store_shortfall,
 )
 from knnvocab.store.base import PointFilter, VectorStore
 from knnvocab.workspace import Workspace
@@ -43,7 +44,6 @@ class PurgeTarget:
     class_pk: int | None  # the purged class (class purges only)
     published: list[int]  # the domain's published versions
     names: dict[int, str]  # class id -> name
-    pks: dict[int, int]  # class id -> vocab_class primary key
     head: int
 
 
@@ -98,7 +98,6 @@ def _resolve(
         class_pk=class_pk,
         published=list(published),
         names={c.class_id: c.name for c in classes},
-        pks={c.class_id: c.id for c in classes},
         head=domain.head_version,
     )
 
@@ -227,14 +226,11 @@ def _publish(
         per_class=plan.per_class,
         versions_not_reproducible=plan.versions_not_reproducible,
     )
-    changes = {
-        target.pks[cid]: ClassChange(removed=n)
-        for cid, n in plan.visible_at_head.items()
-        if n and cid in target.pks
-    }
+    # counts from the store: they include what an earlier failed attempt already deleted
+    changes = store_shortfall(ws, op)
     if target.class_pk is not None:
         visible = sum(plan.visible_at_head.values())
-        changes = {target.class_pk: ClassChange(removed=visible, purged=True)}
+        changes[target.class_pk] = ClassChange(removed=visible, purged=True)
     with ws.catalog.session() as s:
         domain, version = load(s, op)
         publish_version(s, domain, version, changes, result.to_json())
