@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,12 +75,41 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction for Alembic.
+
+    On SQLite, foreign keys are off while migrations run: a batch table rebuild drops and
+    renames tables, which must not cascade into the rows that refer to them (SQLite's
+    documented procedure). They are checked before the transaction commits.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:  # a no-op inside a transaction, so before it begins
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise CatalogError(
+                            f"migration left {len(broken)} rows with broken references "
+                            f"(first: {tuple(broken[0])}); nothing was changed"
+                        )
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run Alembic migrations up to ``revision`` on ``engine``'s database."""
     from alembic import command
 
     config = _alembic_config(engine)
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
@@ -89,7 +118,7 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
     from alembic import command
 
     config = _alembic_config(engine)
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
 

@@ -166,7 +166,7 @@ class VocabVersion(Base):
             name="ck_vocab_version_state",
         ),
         CheckConstraint(
-            "operation IN ('ingest', 'retire', 'restore', 'purge')",
+            "operation IN ('ingest', 'retire', 'restore', 'purge', 'repair')",
             name="ck_vocab_version_operation",
         ),
     )

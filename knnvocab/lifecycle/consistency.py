@@ -8,7 +8,8 @@ Checks, in the order repairs run (each reads the store afresh, so findings never
 - points whose class the catalog does not know (or purged) -> deleted;
 - per published version and class, the catalog's instance count against the points the
   store shows at that version: points missing from the store cannot be recreated, so the
-  versions that lost them are marked not reproducible; extra points are reported;
+  versions that lost them are marked not reproducible, and if the head lost some a
+  `repair` version with the store's counts is published; extra points are reported;
 - shards / tenants in the store of a domain the catalog does not have -> dropped.
 
 Every repair is an audit event ``doctor.repair``.

@@ -13,6 +13,7 @@ from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import VocabVersion
 from knnvocab.catalog.versions import list_versions, pending_version, snapshot
+from knnvocab.lifecycle.repair import publish_repair
 from knnvocab.lifecycle.rollback import liveness
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
@@ -236,19 +237,7 @@ def check_counts(doc: Doctor, ctx: Context, collection: str) -> None:
             if n > recorded.get(c, 0) and c in ctx.classes
         }
         if missing and ctx.reproducible.get(version, True):
-            doc.found(
-                Finding(
-                    ctx.domain,
-                    "missing",
-                    f"version {version}: {sum(missing.values())} points the catalog counts "
-                    "are not in the store; they cannot be recreated",
-                    action=f"mark version {version} not reproducible",
-                    version=version,
-                    points=sum(missing.values()),
-                    classes={_label(ctx, c): n for c, n in sorted(missing.items())},
-                ),
-                _not_reproducible(doc.ws, ctx.domain_id, version),
-            )
+            _report_missing(doc, ctx, version, {_label(ctx, c): n for c, n in missing.items()})
         if extra:
             doc.found(
                 Finding(
@@ -261,6 +250,35 @@ def check_counts(doc: Doctor, ctx: Context, collection: str) -> None:
                     classes={_label(ctx, c): n for c, n in sorted(extra.items())},
                 )
             )
+
+
+def _report_missing(doc: Doctor, ctx: Context, version: int, lost: dict[str, int]) -> None:
+    """Points ``version`` showed are gone: mark it not reproducible; at the head, also
+    publish a repair version so that later versions do not count them (unless another
+    version is pending: the next doctor run does it then)."""
+    action = f"mark version {version} not reproducible"
+    fix = _not_reproducible(doc.ws, ctx.domain_id, version)
+    if version == ctx.head and (ctx.pending is None or not ctx.pending_alive):
+        action += " and publish a repair version with the store's counts"
+        mark = fix
+
+        def fix() -> None:
+            mark()
+            publish_repair(doc.ws, ctx.domain, lost)
+
+    doc.found(
+        Finding(
+            ctx.domain,
+            "missing",
+            f"version {version}: {sum(lost.values())} points the catalog counts "
+            "are not in the store; they cannot be recreated",
+            action=action,
+            version=version,
+            points=sum(lost.values()),
+            classes=dict(sorted(lost.items())),
+        ),
+        fix,
+    )
 
 
 def _not_reproducible(ws: Workspace, domain_id: int, version: int) -> Callable[[], None]:

@@ -15,9 +15,9 @@ import numpy as np
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.versions import begin_version, close_version
 from knnvocab.embed.spec import EncoderSpec
-from knnvocab.history import version_log
+from knnvocab.history import version_log, vocabulary
 from knnvocab.ingest import IngestOptions, ingest
-from knnvocab.lifecycle import audit_log, doctor, retire
+from knnvocab.lifecycle import audit_log, doctor, retire, rollback_pending
 from knnvocab.store.base import PointFilter, StoredPoint
 from knnvocab.workspace import Workspace
 from tests.cli.conftest import Run
@@ -41,6 +41,10 @@ def open_version(ws: Workspace, state: str | None, pid: int) -> int:
         if state is not None:
             close_version(s, domain, v, state, "planted")
         return v.number
+
+
+def class_id(ws: Workspace, name: str) -> int:
+    return next(c.class_id for c in vocabulary(ws, "k").classes if c.name == name)
 
 
 def plant(ws: Workspace, collection: str, p: StoredPoint, **payload: object) -> StoredPoint:
@@ -115,18 +119,43 @@ def check_repaired(ws: Workspace) -> None:
         ("published", False),
         ("failed", True),
         ("rolled_back", True),
+        ("published", True),  # the repair version: the store's counts, one person less
     ]
+    assert log[-1].operation == "repair" and log[-1].instances_removed == {"person": 1}
     assert_every_version_matches(ws, "k")
     collection = collection_of(ws, "k")
     assert ws.store.count(collection, PointFilter("k", live=False)) == 1  # the retired car
     assert ws.store.domains(collection) == ["k"]
     repairs = audit_log(ws, action="doctor.repair")
     assert len(repairs) == 8
+    assert [e.version for e in audit_log(ws, "k", action="repair.publish")] == [5]
     assert {e.detail["what"] for e in repairs} >= {"missing", "orphan", "unknown-domain"}
 
     live = open_version(ws, None, os.getpid())  # a live pending version is left alone
     report = doctor(ws, "k", repair=True)
     assert [(f.kind, f.problem, f.repaired) for f in report.findings] == [("pending", False, False)]
     assert report.ok and version_log(ws, "k")[-1].state == "pending"
-    assert live == 5
+    assert live == 6
     np.testing.assert_equal(len(audit_log(ws, action="doctor.repair")), 8)
+    rollback_pending(ws, "k")
+
+
+def test_a_lost_point_is_not_counted_again_by_later_versions(
+    ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
+) -> None:
+    photos = IngestOptions("voc", dataset_name="photos")
+    ingest(ws, "k", labelme_voc, photos, tiny_model)
+    collection = collection_of(ws, "k")
+    persons = PointFilter("k", class_ids=(class_id(ws, "person"),))
+    kept = list(ws.store.scroll(collection, persons, with_vectors=True))[1:]
+    ws.store.delete(collection, persons)
+    ws.store.insert(collection, "k", kept)  # one person point is lost
+    ws.store.flush()
+    assert [f.kind for f in doctor(ws, "k", repair=True).findings] == ["missing"]
+    assert [r.operation for r in version_log(ws, "k")] == ["ingest", "repair"]
+    # the same photos again: the lost instance is embedded anew, nothing else
+    again = ingest(ws, "k", labelme_voc, photos)
+    assert (again.version, again.total_added) == (3, 1)
+    assert doctor(ws, "k").findings == []
+    assert [r.reproducible for r in version_log(ws, "k")] == [False, True, True]
+    assert_every_version_matches(ws, "k")
