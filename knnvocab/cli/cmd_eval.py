@@ -22,6 +22,7 @@ from knnvocab.cli.cmd_ingest import (
     reader_options,
 )
 from knnvocab.cli.cmd_segment import (
+    ExactOpt,
     KOpt,
     LambdaOpt,
     ProposalsOpt,
@@ -81,6 +82,7 @@ def run(
     threshold: ThresholdOpt = 0.5,
     lam: LambdaOpt = 0.7,
     n_segments: SegmentsOpt = 128,
+    exact: ExactOpt = False,
     out_dir: OutOpt = Path("eval-output"),
     split: SplitOpt = None,
     option: OptionOpt = None,
@@ -106,6 +108,7 @@ def run(
         proposals=proposals,
         n_segments=n_segments,
         zero_shot_only=zero_shot_only,
+        exact=exact,
     )
     with Workspace(Settings.from_env()) as ws:
         reader = open_dataset(

@@ -23,6 +23,9 @@ ProposalsOpt = Annotated[
 ]
 SegmentsOpt = Annotated[int, typer.Option(help="SLIC: target number of superpixels.")]
 ZeroShotOpt = Annotated[bool, typer.Option(help="Skip retrieval (the CLIP baseline).")]
+ExactOpt = Annotated[
+    bool, typer.Option(help="Exhaustive kNN (no HNSW): answers at a version never drift.")
+]
 DatasetOpt = Annotated[Path | None, typer.Option(help="Labelled dataset for --proposals gt.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Its format.")]
 
@@ -57,6 +60,7 @@ def segment(
     lam: LambdaOpt = 0.7,
     n_segments: SegmentsOpt = 128,
     zero_shot_only: ZeroShotOpt = False,
+    exact: ExactOpt = False,
     rle: Annotated[bool, typer.Option(help="Also write COCO RLE per segment.")] = False,
     evidence: Annotated[int, typer.Option(min=0, help="Neighbours kept per segment.")] = 5,
     dataset: DatasetOpt = None,
@@ -77,6 +81,7 @@ def segment(
         proposals=proposals,
         n_segments=n_segments,
         zero_shot_only=zero_shot_only,
+        exact=exact,
         evidence=evidence,
     )
     with Workspace(Settings.from_env()) as ws:
@@ -122,6 +127,7 @@ def explain(
     threshold: ThresholdOpt = 0.5,
     lam: LambdaOpt = 0.7,
     n_segments: SegmentsOpt = 128,
+    exact: ExactOpt = False,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The neighbours behind one decision, their provenance and similarities, the
@@ -142,6 +148,7 @@ def explain(
         lam=lam,
         proposals=proposals,
         n_segments=n_segments,
+        exact=exact,
         evidence=k,
     )
     with Workspace(Settings.from_env()) as ws:

@@ -22,6 +22,8 @@ class SegmentParams:
         compactness: SLIC's colour/space trade-off.
         evidence: neighbours kept per segment in the outputs.
         zero_shot_only: skip retrieval entirely (the CLIP baseline).
+        exact: exhaustive kNN instead of HNSW: slower on big domains, but the answers at a
+            version never change as later versions are ingested (for audits).
 
     Defaults are ours (the paper tunes them per benchmark): a confident neighbourhood
     (T = 0.5) moves the decision most of the way towards retrieval (λ = 0.7).
@@ -36,6 +38,7 @@ class SegmentParams:
     compactness: float = 10.0
     evidence: int = 5
     zero_shot_only: bool = False
+    exact: bool = False
 
     def __post_init__(self) -> None:
         checks = (

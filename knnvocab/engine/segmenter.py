@@ -76,7 +76,9 @@ class Segmenter:
         if not self.params.zero_shot_only and n:
             queries = pool_weights(features, weights)  # the pooling ingest uses
             flt = PointFilter(self.domain, visible_at=self.version)
-            hits = self.ws.store.search(self.collection, flt, queries, self.params.k)
+            hits = self.ws.store.search(
+                self.collection, flt, queries, self.params.k, exact=self.params.exact
+            )
         p_ret, hit_weights = retrieval(hits, self.column, self.params.tau)
         p_final, used = fuse(p_base, p_ret, self.params.threshold, self.params.lam)
         areas = np.bincount(segment_map.ravel(), minlength=n + 1)

@@ -94,9 +94,13 @@ class VectorStore(Protocol):
         """Which of ``ids`` are stored in ``domain`` (lets a re-ingest skip known instances)."""
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
+        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
     ) -> list[list[Hit]]:
-        """(Q, D) queries -> per query its top-``k`` hits, best first, in one batch."""
+        """(Q, D) queries -> per query its top-``k`` hits, best first, in one batch.
+
+        ``exact``: exhaustive scan of the float32 vectors (no HNSW, no quantization): the
+        hits depend only on the points the filter admits, not on how the index was built,
+        so a version's answers stay identical however much is ingested after it."""
 
     def count(self, collection: str, flt: PointFilter) -> int:
         """Exact number of points matching ``flt``."""

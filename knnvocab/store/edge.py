@@ -197,17 +197,21 @@ class EdgeStore:
         return {str(r.id) for r in records if (r.payload or {}).get("domain") == domain}
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
+        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
     ) -> list[list[Hit]]:
         shard = self._existing(collection, flt.domain)
         if shard is None or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         f = edge_filter(flt)
-        params = qe.SearchParams(
-            hnsw_ef=max(self.hnsw_ef, k),
-            quantization=qe.QuantizationSearchParams(
-                rescore=True, oversampling=_RESCORE_OVERSAMPLING
-            ),
+        params = (
+            qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
+            if exact
+            else qe.SearchParams(
+                hnsw_ef=max(self.hnsw_ef, k),
+                quantization=qe.QuantizationSearchParams(
+                    rescore=True, oversampling=_RESCORE_OVERSAMPLING
+                ),
+            )
         )
         requests = [
             qe.QueryRequest(
@@ -283,6 +287,11 @@ class EdgeStore:
         shard = self._existing(collection, domain)
         if shard is not None:
             shard.optimize()
+
+    def indexed_vectors(self, collection: str, domain: str) -> int:
+        """How many of the domain's vectors are in an HNSW graph (0: searches scan)."""
+        shard = self._existing(collection, domain)
+        return 0 if shard is None else int(shard.info().indexed_vectors_count)
 
     def domains(self, collection: str) -> list[str]:
         """Domains that have a shard in ``collection``."""

@@ -146,13 +146,19 @@ class ServerStore:
         return {str(r.id) for r in records if (r.payload or {}).get("domain") == domain}
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int
+        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
     ) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
         f = server_filter(flt)
         # local mode (tests) is exact and refuses search params
-        params = None if self.in_process else qm.SearchParams(hnsw_ef=max(self.hnsw_ef, k))
+        params = None
+        if exact and not self.in_process:
+            params = qm.SearchParams(
+                exact=True, quantization=qm.QuantizationSearchParams(ignore=True)
+            )
+        elif not self.in_process:
+            params = qm.SearchParams(hnsw_ef=max(self.hnsw_ef, k))
         requests = [
             qm.QueryRequest(query=v.tolist(), filter=f, limit=k, with_payload=True, params=params)
             for v in np.asarray(vectors, np.float32)

@@ -63,6 +63,12 @@ def test_segment_writes_every_output(
             assert n["dataset"] == "data_dataset_voc" and n["image"].startswith("2011_")
     rle = json.loads((out / f"{stem}.rle.json").read_text())
     assert len(rle) == len(body["segments"])
+    # --exact (exhaustive kNN) is recorded; on a domain this small the answers agree
+    exact = cli("segment", domain, photos[0], "--out", tmp_path / "exact", "--exact", *FAST)
+    assert exact.exit_code == 0, exact.output
+    again = json.loads((tmp_path / "exact" / f"{stem}.json").read_text())
+    assert (body["params"]["exact"], again["params"]["exact"]) == (False, True)
+    assert [s["label"] for s in again["segments"]] == [s["label"] for s in body["segments"]]
 
 
 def test_explain_by_segment_and_by_pixel(cli: Run, domain: str, photos: list[Path]) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from knnvocab.errors import StoreBusyError
-from knnvocab.store.base import PointFilter
+from knnvocab.store.base import PointFilter, StoredPoint, point_id
 from knnvocab.store.edge import EdgeStore
 from tests.store.test_conformance import COLLECTION, DIM, make_points, unit
 
@@ -43,7 +43,7 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from knnvocab.store.edge import EdgeStore
-from knnvocab.store.base import PointFilter
+from knnvocab.store.base import PointFilter, StoredPoint, point_id
 s = EdgeStore(Path(sys.argv[1]))
 s.count(sys.argv[2], PointFilter("alpha"))
 print("open", flush=True)
@@ -131,3 +131,45 @@ def test_a_refused_process_does_not_damage_the_holders_shard(tmp_path: Path) -> 
     reopened = EdgeStore(tmp_path)
     assert reopened.count(COLLECTION, PointFilter("alpha")) == 3 + 40 * 3
     reopened.close()
+
+
+def _random_points(rng: np.random.Generator, n: int, start: int, version: int) -> list[StoredPoint]:
+    vectors = rng.standard_normal((n, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        StoredPoint(
+            point_id("alpha", "ds", "img", str(start + i), "enc"),
+            vectors[i],
+            {"domain": "alpha", "class_id": i % 7, "added_in": version, "dataset": "ds"},
+        )
+        for i in range(n)
+    ]
+
+
+def test_exact_search_is_brute_force_and_never_drifts(tmp_path: Path) -> None:
+    """On an HNSW-indexed shard, ``exact`` answers are numpy's exact top-k, and a version's
+    answers are bit-identical after a later version is ingested and the index rebuilt."""
+    rng = np.random.default_rng(7)
+    store = EdgeStore(tmp_path)
+    store.ensure_collection("big", 512)
+    first = _random_points(rng, 8000, 0, version=1)
+    for i in range(0, len(first), 4096):
+        store.insert("big", "alpha", first[i : i + 4096])
+    store.optimize("big", "alpha")
+    assert store.indexed_vectors("big", "alpha") == 8000  # HNSW is built: not a plain scan
+    queries = _random_points(rng, 32, 10**6, version=0)
+    q = np.stack([p.vector for p in queries])
+    at_v1 = PointFilter("alpha", visible_at=1)
+    before = store.search("big", at_v1, q, 10, exact=True)
+    sims = q @ np.stack([p.vector for p in first]).T
+    truth = [[first[j].id for j in row] for row in np.argsort(-sims, axis=1)[:, :10]]
+    assert [[h.id for h in hits] for hits in before] == truth
+    np.testing.assert_allclose(
+        [[h.score for h in hits] for hits in before],
+        np.sort(sims, axis=1)[:, ::-1][:, :10],
+        atol=1e-5,
+    )
+    store.insert("big", "alpha", _random_points(rng, 4000, 8000, version=2))
+    store.optimize("big", "alpha")
+    assert store.search("big", at_v1, q, 10, exact=True) == before
+    store.close()
