@@ -31,6 +31,7 @@ from knnvocab.lifecycle.consistency_checks import (
     Doctor,
     Finding,
     load_context,
+    points,
     store_checks,
 )
 from knnvocab.lifecycle.rollback import rollback_pending
@@ -147,7 +148,7 @@ def check_unknown_domains(doc: Doctor) -> None:
                 Finding(
                     name,
                     "unknown-domain",
-                    f"{counts[name]} points of domain {name!r} in {collection}, where the "
+                    f"{points(counts[name])} of domain {name!r} in {collection}, where the "
                     "catalog has no such domain",
                     action="delete them",
                     points=counts[name],

@@ -19,6 +19,11 @@ from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 
 
+def points(n: int) -> str:
+    """``1 point``, ``3 points``."""
+    return f"{n} point{'' if n == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class Context:
     """What the catalog says about one domain, read once per check pass.
@@ -165,7 +170,7 @@ def check_versions(doc: Doctor, ctx: Context, collection: str) -> None:
             Finding(
                 ctx.domain,
                 "orphan" if state else "unknown-version",
-                f"{n} points added in {what}: no reader can ever see them",
+                f"{points(n)} added in {what}: no reader can ever see them",
                 action="delete them",
                 version=version,
                 points=n,
@@ -186,7 +191,7 @@ def check_removals(doc: Doctor, ctx: Context, collection: str) -> None:
             Finding(
                 ctx.domain,
                 "dangling-removal",
-                f"{n} points hidden from version {version} on, which is "
+                f"{points(n)} hidden from version {version} on, which is "
                 f"{state.replace('_', ' ')}: they should be live",
                 action="make them live again",
                 version=version,
@@ -215,7 +220,7 @@ def check_classes(doc: Doctor, ctx: Context, collection: str) -> None:
             Finding(
                 ctx.domain,
                 "unknown-class",
-                f"{sum(good.values())} points of {known} class {_label(ctx, class_id)!r} "
+                f"{points(sum(good.values()))} of {known} class {_label(ctx, class_id)!r} "
                 f"(versions {', '.join(map(str, sorted(good)))})",
                 action="delete them",
                 points=sum(good.values()),
@@ -243,8 +248,8 @@ def check_counts(doc: Doctor, ctx: Context, collection: str) -> None:
                 Finding(
                     ctx.domain,
                     "extra",
-                    f"version {version}: {sum(extra.values())} visible points the catalog "
-                    "does not count (not repairable automatically)",
+                    f"version {version}: the store shows {points(sum(extra.values()))} that "
+                    "the catalog does not count (not repairable automatically)",
                     version=version,
                     points=sum(extra.values()),
                     classes={_label(ctx, c): n for c, n in sorted(extra.items())},
@@ -270,8 +275,8 @@ def _report_missing(doc: Doctor, ctx: Context, version: int, lost: dict[str, int
         Finding(
             ctx.domain,
             "missing",
-            f"version {version}: {sum(lost.values())} points the catalog counts "
-            "are not in the store; they cannot be recreated",
+            f"version {version}: the catalog counts {points(sum(lost.values()))} that the "
+            "store does not have (cannot be recreated)",
             action=action,
             version=version,
             points=sum(lost.values()),

@@ -27,7 +27,7 @@ def publish_repair(ws: Workspace, domain: str, lost: dict[str, int]) -> int:
     points per class name missing at the head, for the record). Returns its number."""
     open_shard(ws, domain)
     total = sum(lost.values())
-    message = f"doctor: {total} points lost from the store are no longer counted"
+    message = f"doctor: {total} lost point(s) no longer counted"
     with ws.catalog.session() as s:
         op = begin_operation(s, ws, get_domain(s, domain), "repair", message, {"lost": lost})
     try:
