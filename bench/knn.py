@@ -7,7 +7,8 @@ what version 5 added and two classes retired in version 4) against exact numpy b
 on the same data in the same process. Prints insert / optimize seconds, median batch
 latencies, store/brute ratio, recall@10 against the exact top 10 (all queries; queries of
 retired classes alone), and whether the targets are met: recall@10 >= 0.99 at every size,
-store faster than brute force at 1M.
+store faster than brute force at 1M. The last columns time the store's exhaustive search
+(`exact=True`, what `segment --exact` uses) on the same batch, with its recall (1.0).
 
 Data: synthetic CLIP-like unit vectors (`domain_model`); queries are fresh samples of the
 query domain's classes (new instances, never stored points). Brute force times the boolean
@@ -80,6 +81,8 @@ class SizeResult:
     brute_ms: float
     recall: float
     recall_retired: float
+    exact_ms: float
+    exact_recall: float
 
     @property
     def ratio(self) -> float:
@@ -205,10 +208,11 @@ def optimize_store(store: EdgeStore) -> tuple[float, int, int]:
     return seconds, indexed, points
 
 
-def store_search(store: EdgeStore, queries: np.ndarray, k: int) -> np.ndarray:
-    """The store's top-k rows, best first, (Q, k) int64 (-1 where fewer than k hits)."""
+def store_search(store: EdgeStore, queries: np.ndarray, k: int, exact: bool = False) -> np.ndarray:
+    """The store's top-k rows, best first, (Q, k) int64 (-1 where fewer than k hits);
+    ``exact``: the store's exhaustive float32 scan (`segment --exact`) instead of HNSW."""
     flt = PointFilter(f"d{QUERY_DOMAIN}", visible_at=QUERY_VERSION)
-    hits = store.search(COLLECTION, flt, queries, k)
+    hits = store.search(COLLECTION, flt, queries, k, exact=exact)
     rows = np.full((len(queries), k), -1, np.int64)
     for i, found in enumerate(hits):
         rows[i, : len(found)] = [int(h.payload["instance"]) for h in found]
@@ -247,22 +251,26 @@ def run_size(size: int, args: argparse.Namespace) -> SizeResult:
             optimize_s, indexed, points = optimize_store(store)
             exact, visible = brute_force(corpus, queries, args.k)
             recall = recall_at_k(store_search(store, queries, args.k), exact)
+            exact_recall = recall_at_k(store_search(store, queries, args.k, exact=True), exact)
             ms = median_ms(
                 {
                     "brute": lambda: brute_force(corpus, queries, args.k),
                     "store": lambda: store_search(store, queries, args.k),
+                    "exact": lambda: store_search(store, queries, args.k, exact=True),
                 },
                 args.repeat,
             )
         finally:
             store.close()
     timings = (ms["store"], ms["brute"], float(recall.mean()), float(recall[retired].mean()))
-    return SizeResult(size, insert_s, optimize_s, indexed, points, visible, *timings)
+    exact_run = (ms["exact"], float(exact_recall.mean()))
+    return SizeResult(size, insert_s, optimize_s, indexed, points, visible, *timings, *exact_run)
 
 
 HEADER = (
     f"{'size':>9} {'insert s':>9} {'optim s':>8} {'indexed':>9} {'visible':>8} {'store ms':>9} "
-    f"{'brute ms':>9} {'store/brute':>11} {'recall@10':>9} {'retired':>7}"
+    f"{'brute ms':>9} {'store/brute':>11} {'recall@10':>9} {'retired':>7} {'exact ms':>9} "
+    f"{'exact/brute':>11} {'exact rec':>9}"
 )
 
 
@@ -270,7 +278,8 @@ def row(r: SizeResult) -> str:
     return (
         f"{r.size:>9} {r.insert_s:>9.1f} {r.optimize_s:>8.1f} {r.indexed:>9} {r.visible:>8} "
         f"{r.store_ms:>9.1f} {r.brute_ms:>9.1f} {r.ratio:>11.2f} {r.recall:>9.4f} "
-        f"{r.recall_retired:>7.3f}"
+        f"{r.recall_retired:>7.3f} {r.exact_ms:>9.1f} {r.exact_ms / r.brute_ms:>11.2f} "
+        f"{r.exact_recall:>9.4f}"
     )
 
 
