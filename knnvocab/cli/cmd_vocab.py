@@ -49,7 +49,7 @@ def _print_provenance(r: Any) -> None:
 
 def _params_line(params: dict[str, Any]) -> str:
     """The run's parameters as `key=value`, leaving out what is shown elsewhere or unset."""
-    shown = {"message", "dataset_name", "class", "dataset"}
+    shown = {"message", "dataset_name", "class", "dataset", "pid"}  # pid: process detail
     items = [
         f"{k}={v}"
         for k, v in sorted(params.items())
