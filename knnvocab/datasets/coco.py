@@ -17,7 +17,15 @@ import numpy as np
 
 from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef
-from knnvocab.datasets.json_fields import get, number, read_json, top_level, unique_ids
+from knnvocab.datasets.json_fields import (
+    category,
+    crowd,
+    get,
+    number,
+    read_json,
+    top_level,
+    unique_ids,
+)
 from knnvocab.errors import DatasetError
 from knnvocab.imageio import DEFAULT_MAX_PIXELS, load_rgb
 from knnvocab.rle import check_runs, compressed_counts, quiet
@@ -103,19 +111,14 @@ class CocoReader(DatasetReader):
         for ann_id, entry in unique_ids(path, anns, "annotations").items():
             where = f"annotation {ann_id}"
             image_id = get(entry, "image_id", int, path, where)
-            cat_id = get(entry, "category_id", int, path, where)
             if image_id not in self._images:
                 raise DatasetError(path, f"{where}: unknown image_id {image_id}")
-            if cat_id not in self.category_index:
-                raise DatasetError(path, f"{where}: unknown category_id {cat_id}")
+            label = category(entry, self.category_index, path, where)
             image = self._images[image_id]
             segmentation = entry.get("segmentation")
             check_segmentation(segmentation, (image.height, image.width), path, where)
-            crowd = entry.get("iscrowd", 0)
-            if crowd not in (0, 1):
-                raise DatasetError(path, f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
             image.annotations.append(
-                _Annotation(ann_id, self.category_index[cat_id], segmentation, bool(crowd))
+                _Annotation(ann_id, label, segmentation, crowd(entry, path, where))
             )
 
     def options(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef
-from knnvocab.datasets.json_fields import get, read_json, top_level, unique_ids
+from knnvocab.datasets.json_fields import category, crowd, get, read_json, top_level, unique_ids
 from knnvocab.datasets.label_maps import check_size
 from knnvocab.errors import DatasetError, ImageError
 from knnvocab.imageio import DEFAULT_MAX_PIXELS, load_rgb, open_image, read_bytes
@@ -117,17 +117,12 @@ class CocoPanopticReader(DatasetReader):
         for j, info in enumerate(infos):
             at = f"{where} segments_info[{j}]"
             seg_id = get(info, "id", int, path, at)
-            cat_id = get(info, "category_id", int, path, at)
-            crowd = info.get("iscrowd", 0)
             if seg_id <= 0 or seg_id >= 256**3:
                 raise DatasetError(path, f"{at}: segment id {seg_id} outside 1..16777215")
             if seg_id in segments:
                 raise DatasetError(path, f"{at}: duplicate segment id {seg_id}")
-            if cat_id not in self.category_index:
-                raise DatasetError(path, f"{at}: unknown category_id {cat_id}")
-            if crowd not in (0, 1):
-                raise DatasetError(path, f"{at}: iscrowd must be 0 or 1, got {crowd!r}")
-            segments[seg_id] = _Segment(seg_id, self.category_index[cat_id], bool(crowd))
+            label = category(info, self.category_index, path, at)
+            segments[seg_id] = _Segment(seg_id, label, crowd(info, path, at))
         return tuple(segments.values())
 
     def options(self) -> dict[str, Any]:

@@ -63,6 +63,22 @@ def get_optional(obj: Any, key: str, kind: type[T], path: Path, where: str) -> T
     return get(obj, key, kind, path, where)
 
 
+def category(entry: Any, index: dict[int, int], path: Path, where: str) -> int:
+    """The class index of ``entry``'s ``category_id``, which must be a known category."""
+    cat_id = get(entry, "category_id", int, path, where)
+    if cat_id not in index:
+        raise DatasetError(path, f"{where}: unknown category_id {cat_id}")
+    return index[cat_id]
+
+
+def crowd(entry: dict[str, Any], path: Path, where: str) -> bool:
+    """``entry``'s COCO ``iscrowd`` flag (absent: 0), which must be 0 or 1."""
+    value = entry.get("iscrowd", 0)
+    if value not in (0, 1):
+        raise DatasetError(path, f"{where}: iscrowd must be 0 or 1, got {value!r}")
+    return bool(value)
+
+
 def number(value: Any, path: Path, where: str) -> float:
     """A finite JSON number as float."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
