@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from knnvocab.cli.output import out, print_json, when
+from knnvocab.cli.output import out, print_json, when, workspace
 
 
 def audit(
@@ -25,12 +25,10 @@ def audit(
 ) -> None:
     """The audit log, oldest first: every change (ingests, failed and rolled-back ones too,
     retire, restore, purge tombstones, domain create/delete, doctor repairs)."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import audit_log, parse_since
-    from knnvocab.workspace import Workspace
 
     start = parse_since(since) if since else None
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         records = audit_log(ws, domain, start, action)
     if json_:
         print_json([r.to_json() for r in records])

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import out, print_json
+from knnvocab.cli.output import out, print_json, workspace
 
 if TYPE_CHECKING:
     from knnvocab.lifecycle import DoctorReport
@@ -24,11 +24,9 @@ def doctor(
     """Compare catalog counts with the store per domain, version and class; find points of
     failed or rolled-back versions, points the catalog does not know and dead pending
     versions. Exit code 1 while something is wrong and not repaired."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import doctor as run
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         report = run(ws, domain, repair)
     if json_:
         print_json(report.to_json())

@@ -16,7 +16,7 @@ from knnvocab.cli.cmd_ingest import (
     UntrainedOpt,
     encoder_options,
 )
-from knnvocab.cli.output import out, print_json, when
+from knnvocab.cli.output import out, print_json, when, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Domains (tenants): create, list, show, delete.")
 
@@ -57,12 +57,10 @@ def create(
 ) -> None:
     """Create an empty domain, bound to an encoder if encoder options are given (else its
     first ingest binds it)."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import new_domain
-    from knnvocab.workspace import Workspace
 
     spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         info = new_domain(ws, name, description, spec)
     if json_:
         print_json(info.to_json())
@@ -74,11 +72,9 @@ def create(
 @app.command("list")
 def list_(json_: JsonOpt = False) -> None:
     """Every domain with its head version, counts and encoder."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import domain_infos
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         infos = domain_infos(ws)
     if json_:
         print_json([i.to_json() for i in infos])
@@ -101,11 +97,9 @@ def list_(json_: JsonOpt = False) -> None:
 def show(name: NameArg, json_: JsonOpt = False) -> None:
     """One domain: versions per state, classes (live, retired, purged), instances at the
     head, datasets and encoder."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import domain_info
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         info = domain_info(ws, name)
     if json_:
         print_json(info.to_json())
@@ -122,12 +116,10 @@ def delete(
 ) -> None:
     """Delete a domain for good: its points and its catalog rows. The audit log keeps a
     tombstone. Needs --yes."""
-    from knnvocab.config import Settings
     from knnvocab.errors import ConfigError
     from knnvocab.lifecycle import delete_domain, domain_info
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         if not yes:
             info = domain_info(ws, name)
             raise ConfigError(

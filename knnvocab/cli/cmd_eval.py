@@ -31,7 +31,7 @@ from knnvocab.cli.cmd_segment import (
     ThresholdOpt,
     VersionOpt,
 )
-from knnvocab.cli.output import BarProgress, out, print_json
+from knnvocab.cli.output import BarProgress, out, print_json, workspace
 
 
 class _RunByDefault(TyperGroup):
@@ -90,13 +90,11 @@ def run(
 ) -> None:
     """Segment every image of a labelled dataset in DOMAIN and report mIoU, pixel
     accuracy, per-class IoU and PQ/SQ/RQ; writes metrics.json and a per-class IoU chart."""
-    from knnvocab.config import Settings
     from knnvocab.datasets import open_dataset
     from knnvocab.engine.params import SegmentParams
     from knnvocab.errors import ConfigError
     from knnvocab.evaluate import iou_bar_chart
     from knnvocab.evaluate.run import evaluate
-    from knnvocab.workspace import Workspace
 
     if convention not in ("detectron2", "mmseg"):
         raise ConfigError(f"--convention {convention!r}: use detectron2 or mmseg")
@@ -110,7 +108,7 @@ def run(
         zero_shot_only=zero_shot_only,
         exact=exact,
     )
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         reader = open_dataset(
             format,
             path,

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import BarProgress, err, out, print_json
+from knnvocab.cli.output import BarProgress, err, out, print_json, workspace
 from knnvocab.errors import ConfigError
 
 
@@ -101,10 +101,8 @@ def ingest(
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Embed every instance of a labelled dataset into DOMAIN as a new vocabulary version."""
-    from knnvocab.config import Settings
     from knnvocab.ingest import IngestOptions
     from knnvocab.ingest import ingest as run_ingest
-    from knnvocab.workspace import Workspace
 
     spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
     named = {
@@ -126,7 +124,7 @@ def ingest(
         checkpoint_seconds=checkpoint_every,
         reader_options=reader_options(option or [], named),
     )
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         summary = run_ingest(ws, domain, path, options, spec, BarProgress(f"ingest {domain}"))
     if json_:
         print_json(summary.to_json())

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import BarProgress, err, out, print_json
+from knnvocab.cli.output import BarProgress, err, out, print_json, workspace
 
 VersionOpt = Annotated[int | None, typer.Option(help="Vocabulary version (default: the head).")]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Neighbours per proposal.")]
@@ -69,9 +69,7 @@ def segment(
 ) -> None:
     """Segment images with DOMAIN's vocabulary: index, colour and overlay PNGs and a JSON
     per image with each segment's label, score, source and evidence."""
-    from knnvocab.config import Settings
     from knnvocab.engine.batch import segment_files
-    from knnvocab.workspace import Workspace
 
     params = _params(
         k=k,
@@ -84,7 +82,7 @@ def segment(
         exact=exact,
         evidence=evidence,
     )
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         outcomes = segment_files(
             ws,
             domain,
@@ -132,12 +130,10 @@ def explain(
 ) -> None:
     """The neighbours behind one decision, their provenance and similarities, the
     zero-shot scores, and how the two were fused."""
-    from knnvocab.config import Settings
     from knnvocab.engine.explain import explain as lay_out
     from knnvocab.engine.segmenter import Segmenter
     from knnvocab.errors import ConfigError
     from knnvocab.imageio import load_rgb
-    from knnvocab.workspace import Workspace
 
     if (segment_id is None) == (at is None):
         raise ConfigError("give exactly one of --segment ID or --at X,Y")
@@ -151,7 +147,7 @@ def explain(
         exact=exact,
         evidence=k,
     )
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         pixels = load_rgb(image, ws.settings.max_image_pixels)
         seg = Segmenter(ws, domain, version, params).segment(pixels, image)
     chosen = _pick(seg, segment_id, at)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import err, out, print_json, when
+from knnvocab.cli.output import err, out, print_json, when, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Vocabulary versions of a domain: history, state.")
 
@@ -101,11 +101,9 @@ def _print_record(r: Any) -> None:
 @app.command("log")
 def log(domain: DomainArg, json_: JsonOpt = False) -> None:
     """Every version of DOMAIN with its provenance, oldest first."""
-    from knnvocab.config import Settings
     from knnvocab.history import version_log
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         records = version_log(ws, domain)
     if json_:
         print_json({"domain": domain, "versions": [r.to_json() for r in records]})
@@ -123,11 +121,9 @@ def show(
     json_: JsonOpt = False,
 ) -> None:
     """The vocabulary of DOMAIN as it was at a version: classes and instance counts."""
-    from knnvocab.config import Settings
     from knnvocab.history import vocabulary
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         snap = vocabulary(ws, domain, version)
     if json_:
         print_json(snap.to_json())
@@ -167,11 +163,9 @@ def diff(
     json_: JsonOpt = False,
 ) -> None:
     """What changed in DOMAIN's vocabulary from version A to version B."""
-    from knnvocab.config import Settings
     from knnvocab.history import vocab_diff
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         d = vocab_diff(ws, domain, a, b)
     if json_:
         print_json(d.to_json())
@@ -194,11 +188,9 @@ def diff(
 @app.command("rollback")
 def rollback(domain: DomainArg) -> None:
     """Roll back DOMAIN's pending version (a crashed or abandoned ingest or change)."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import rollback_pending
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         number = rollback_pending(ws, domain)
     out.print(f"rolled back pending version {number} of {domain}")
 
@@ -207,7 +199,11 @@ ClassArg = Annotated[str, typer.Argument(help="The class name.")]
 MessageOpt = Annotated[str, typer.Option("--message", "-m", help="Why (recorded).")]
 
 
-def _print_result(result: Any, verb: str) -> None:
+def _report(result: Any, verb: str, json_: bool) -> None:
+    """What a retire, restore or purge did: JSON, or a line for people."""
+    if json_:
+        print_json(result.to_json())
+        return
     target = ", ".join(f"{k} {v!r}" for k, v in result.target.items())
     out.print(
         f"[bold green]published[/] {escape(result.domain)} version {result.version}: "
@@ -224,16 +220,11 @@ def retire(
 ) -> None:
     """Retire class NAME in a new version: its instances are excluded from every query at or
     after it; earlier versions still see them (undo with `vocab restore`)."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import retire as run
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         result = run(ws, domain, name, message)
-    if json_:
-        print_json(result.to_json())
-    else:
-        _print_result(result, "retired")
+    _report(result, "retired", json_)
 
 
 @app.command("restore")
@@ -242,16 +233,11 @@ def restore(
 ) -> None:
     """Restore retired class NAME in a new version: its instances are visible again from
     that version on; the versions in between stay as they were."""
-    from knnvocab.config import Settings
     from knnvocab.lifecycle import restore as run
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         result = run(ws, domain, name, message)
-    if json_:
-        print_json(result.to_json())
-    else:
-        _print_result(result, "restored")
+    _report(result, "restored", json_)
 
 
 @app.command("purge")
@@ -268,13 +254,11 @@ def purge(
     """Delete the points of a class or dataset for good (a data-protection request): a new
     version, a tombstone in the audit log, and earlier versions that showed them marked not
     reproducible. Needs --yes."""
-    from knnvocab.config import Settings
     from knnvocab.errors import ConfigError
     from knnvocab.lifecycle import plan_purge
     from knnvocab.lifecycle import purge as run
-    from knnvocab.workspace import Workspace
 
-    with Workspace(Settings.from_env()) as ws:
+    with workspace() as ws:
         if not yes:
             plan = plan_purge(ws, domain, class_name=class_name, dataset=dataset)
             versions = ", ".join(map(str, plan.versions_not_reproducible)) or "none"
@@ -284,7 +268,4 @@ def purge(
                 "pass --yes to confirm"
             )
         result = run(ws, domain, class_name=class_name, dataset=dataset, message=message)
-    if json_:
-        print_json(result.to_json())
-    else:
-        _print_result(result, "purged")
+    _report(result, "purged", json_)

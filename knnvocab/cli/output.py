@@ -7,7 +7,7 @@ import logging
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +19,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+if TYPE_CHECKING:
+    from knnvocab.workspace import Workspace
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -39,6 +42,15 @@ def _default(value: Any) -> Any:
 def print_json(data: Any) -> None:
     """JSON on stdout, nothing else (so it can be piped)."""
     print(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+
+
+def workspace() -> Workspace:
+    """The workspace the environment configures (``KNNVOCAB_*``), for a command to open
+    with ``with workspace() as ws:``; imported on use, so a command loads only what it needs."""
+    from knnvocab.config import Settings
+    from knnvocab.workspace import Workspace
+
+    return Workspace(Settings.from_env())
 
 
 def when(value: datetime | None) -> str:
