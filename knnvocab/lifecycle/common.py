@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog import audit
@@ -123,6 +124,18 @@ def store_shortfall(ws: Workspace, op: Operation) -> dict[int, ClassChange]:
             for r in rows
             if r.instances > visible.get(r.vocab_class.class_id, 0)
         }
+
+
+def mark_not_reproducible(ws: Workspace, domain_id: int, versions: list[int]) -> None:
+    """Record that ``versions`` of the domain lost points they showed (purged or lost)."""
+    if not versions:
+        return
+    with ws.catalog.session() as s:
+        s.execute(
+            update(VocabVersion)
+            .where(VocabVersion.domain_id == domain_id, VocabVersion.number.in_(versions))
+            .values(reproducible=False)
+        )
 
 
 def find_class(s: Session, domain: Domain, name: str) -> VocabClass:

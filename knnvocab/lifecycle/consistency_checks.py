@@ -6,13 +6,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import update
-
 from knnvocab.catalog import audit
 from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
-from knnvocab.catalog.models import VocabVersion
 from knnvocab.catalog.versions import list_versions, pending_version, snapshot
+from knnvocab.lifecycle.common import mark_not_reproducible
 from knnvocab.lifecycle.repair import publish_repair
 from knnvocab.lifecycle.rollback import liveness
 from knnvocab.store.base import PointFilter
@@ -261,14 +259,14 @@ def _report_missing(doc: Doctor, ctx: Context, version: int, lost: dict[str, int
     """Points ``version`` showed are gone: mark it not reproducible; at the head, also
     publish a repair version so that later versions do not count them (unless another
     version is pending: the next doctor run does it then)."""
+    repair = version == ctx.head and (ctx.pending is None or not ctx.pending_alive)
     action = f"mark version {version} not reproducible"
-    fix = _not_reproducible(doc.ws, ctx.domain_id, version)
-    if version == ctx.head and (ctx.pending is None or not ctx.pending_alive):
+    if repair:
         action += " and publish a repair version with the store's counts"
-        mark = fix
 
-        def fix() -> None:
-            mark()
+    def fix() -> None:
+        mark_not_reproducible(doc.ws, ctx.domain_id, [version])
+        if repair:
             publish_repair(doc.ws, ctx.domain, lost)
 
     doc.found(
@@ -284,15 +282,3 @@ def _report_missing(doc: Doctor, ctx: Context, version: int, lost: dict[str, int
         ),
         fix,
     )
-
-
-def _not_reproducible(ws: Workspace, domain_id: int, version: int) -> Callable[[], None]:
-    def mark() -> None:
-        with ws.catalog.session() as s:
-            s.execute(
-                update(VocabVersion)
-                .where(VocabVersion.domain_id == domain_id, VocabVersion.number == version)
-                .values(reproducible=False)
-            )
-
-    return mark

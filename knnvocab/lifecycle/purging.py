@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog import audit
@@ -27,6 +27,7 @@ from knnvocab.lifecycle.common import (
     find_class,
     head_state,
     load,
+    mark_not_reproducible,
     open_shard,
     store_shortfall,
 )
@@ -156,7 +157,8 @@ def purge(
         target = _resolve(s, row, class_name, dataset)
     try:
         plan = _plan(ws.store, op.collection, target)
-        _mark_not_reproducible(ws, op, plan.versions_not_reproducible)
+        # before anything is deleted: these versions will lose points they showed
+        mark_not_reproducible(ws, op.domain_id, plan.versions_not_reproducible)
     except BaseException as exc:
         fail_operation(ws, op, exc, lambda: None)
         raise
@@ -173,18 +175,6 @@ def purge(
             f"deleting points ({type(exc).__name__}: {exc}); some may be gone: version "
             f"{op.number} is marked failed — run the purge again to finish it"
         ) from None
-
-
-def _mark_not_reproducible(ws: Workspace, op: Operation, versions: list[int]) -> None:
-    """Before anything is deleted: these versions will lose points they showed."""
-    if not versions:
-        return
-    with ws.catalog.session() as s:
-        s.execute(
-            update(VocabVersion)
-            .where(VocabVersion.domain_id == op.domain_id, VocabVersion.number.in_(versions))
-            .values(reproducible=False)
-        )
 
 
 def _fail_half_way(

@@ -151,13 +151,14 @@ class ServerStore:
         if len(vectors) == 0:
             return []
         f = server_filter(flt)
-        # local mode (tests) is exact and refuses search params
-        params = None
-        if exact and not self.in_process:
+        params: qm.SearchParams | None
+        if self.in_process:  # local mode (tests) is exact and refuses search params
+            params = None
+        elif exact:
             params = qm.SearchParams(
                 exact=True, quantization=qm.QuantizationSearchParams(ignore=True)
             )
-        elif not self.in_process:
+        else:
             params = qm.SearchParams(hnsw_ef=max(self.hnsw_ef, k))
         requests = [
             qm.QueryRequest(query=v.tolist(), filter=f, limit=k, with_payload=True, params=params)
