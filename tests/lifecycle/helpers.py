@@ -17,6 +17,11 @@ def collection_of(ws: Workspace, domain: str) -> str:
         return encoder.collection
 
 
+def class_id(ws: Workspace, domain: str, name: str) -> int:
+    """The id of class ``name`` of ``domain`` (as stored on its points)."""
+    return next(c.class_id for c in vocabulary(ws, domain).classes if c.name == name)
+
+
 def catalog_counts(ws: Workspace, domain: str, version: int) -> dict[int, int]:
     """Instances per class id a reader of ``version`` sees, according to the catalog."""
     return {c.class_id: c.instances for c in vocabulary(ws, domain, version).live if c.instances}

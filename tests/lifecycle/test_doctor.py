@@ -15,13 +15,13 @@ import numpy as np
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.versions import begin_version, close_version
 from knnvocab.embed.spec import EncoderSpec
-from knnvocab.history import version_log, vocabulary
+from knnvocab.history import version_log
 from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import audit_log, doctor, retire, rollback_pending
 from knnvocab.store.base import PointFilter, StoredPoint
 from knnvocab.workspace import Workspace
 from tests.cli.conftest import Run
-from tests.lifecycle.helpers import assert_every_version_matches, collection_of
+from tests.lifecycle.helpers import assert_every_version_matches, class_id, collection_of
 
 
 def dead_pid() -> int:
@@ -41,10 +41,6 @@ def open_version(ws: Workspace, state: str | None, pid: int) -> int:
         if state is not None:
             close_version(s, domain, v, state, "planted")
         return v.number
-
-
-def class_id(ws: Workspace, name: str) -> int:
-    return next(c.class_id for c in vocabulary(ws, "k").classes if c.name == name)
 
 
 def plant(ws: Workspace, collection: str, p: StoredPoint, **payload: object) -> StoredPoint:
@@ -146,7 +142,7 @@ def test_a_lost_point_is_not_counted_again_by_later_versions(
     photos = IngestOptions("voc", dataset_name="photos")
     ingest(ws, "k", labelme_voc, photos, tiny_model)
     collection = collection_of(ws, "k")
-    persons = PointFilter("k", class_ids=(class_id(ws, "person"),))
+    persons = PointFilter("k", class_ids=(class_id(ws, "k", "person"),))
     kept = list(ws.store.scroll(collection, persons, with_vectors=True))[1:]
     ws.store.delete(collection, persons)
     ws.store.insert(collection, "k", kept)  # one person point is lost

@@ -24,7 +24,7 @@ from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import audit_log, purge, restore, retire, rollback_pending
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
-from tests.lifecycle.helpers import assert_every_version_matches, collection_of
+from tests.lifecycle.helpers import assert_every_version_matches, class_id, collection_of
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_a_purge_failing_half_way_says_so(
 ) -> None:
     ws, collection = kitchen, collection_of(kitchen, "k")
     real_delete = ws.store.delete
-    person = next(c.class_id for c in vocabulary(ws, "k").classes if c.name == "person")
+    person = class_id(ws, "k", "person")
 
     def half_delete(coll: str, flt: PointFilter) -> None:
         real_delete(coll, replace(flt, class_ids=(person,)))
