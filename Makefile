@@ -43,8 +43,8 @@ test: setup postgres
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check knnvocab tests bench migrations
-	$(VENV)/bin/ruff format --check knnvocab tests bench migrations
+	$(VENV)/bin/ruff check knnvocab tests bench
+	$(VENV)/bin/ruff format --check knnvocab tests bench
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy knnvocab

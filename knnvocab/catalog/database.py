@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knnvocab.errors import CatalogError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def safe_url(url: str) -> str:
@@ -77,19 +77,27 @@ def current_revision(engine: Engine) -> str | None:
 
 @contextmanager
 def _migrating(engine: Engine) -> Iterator[Connection]:
-    """A connection in one transaction for Alembic.
+    """A connection in one transaction for Alembic: all of a run's steps, or none.
 
     On SQLite, foreign keys are off while migrations run: a batch table rebuild drops and
     renames tables, which must not cascade into the rows that refer to them (SQLite's
-    documented procedure). They are checked before the transaction commits.
+    documented procedure). They are checked before the transaction commits. The driver
+    (pysqlite) would run DDL outside any transaction, so a run that fails at its third
+    step would keep the first two: here it is told to leave transactions to us, and the
+    run is one explicit ``BEGIN … COMMIT``.
     """
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        before = raw.isolation_level if sqlite else None
         if sqlite:  # a no-op inside a transaction, so before it begins
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.commit()
+            raw.isolation_level = None
         try:
             with conn.begin():
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 yield conn
                 if sqlite:
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -100,6 +108,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
                         )
         finally:
             if sqlite:
+                raw.isolation_level = before
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.commit()
 
