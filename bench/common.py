@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 EXAMPLES = Path("/usr/share/doc/labelme-examples/examples")
 VOC = EXAMPLES / "instance_segmentation" / "data_dataset_voc"
@@ -46,6 +51,26 @@ def _write_mask(src: Path, dst: Path, mapping: list[int]) -> None:
     Image.fromarray(lut[labels].astype(np.uint8)).save(dst)
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``: the torch device the encoder runs on (default: the settings' device,
+    i.e. KNNVOCAB_DEVICE, else cpu)."""
+    from knnvocab.config import Settings
+
+    default = Settings.from_env().device
+    parser.add_argument(
+        "--device", default=default, help=f"torch device, e.g. cpu, cuda (default {default})"
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the kernels queued on ``device``: CUDA runs them asynchronously, so a timer
+    stopped without this measures only their launch."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -56,8 +81,6 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> float:
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser(
         description="Write the real labelled photos of labelme-examples (3 VOC photos, 5 "
         "video frames) as one index-mask dataset with a unified class list."

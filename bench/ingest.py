@@ -1,6 +1,7 @@
 """Ingest throughput against the encoder's bare forward pass, on the same images, same run.
 
-    python bench/ingest.py [--copies 10] [--model ViT-B-16] [--repeat 2] [--json out.json]
+    python bench/ingest.py [--copies 10] [--model ViT-B-16] [--repeat 2] [--device cuda]
+                           [--json out.json]
 
 Builds an index-mask dataset from the real labelled photos of labelme-examples (replicated
 ``--copies`` times), then measures
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import median_seconds, replicated_voc
+from bench.common import add_device_option, median_seconds, replicated_voc, synchronize
 from knnvocab.config import Settings
 from knnvocab.datasets import open_dataset
 from knnvocab.embed.spec import EncoderSpec
@@ -44,13 +45,18 @@ def bare_forward(ws: Workspace, spec: EncoderSpec, data: Path, batch: int) -> tu
     def run() -> None:
         for start in range(0, len(images), batch):
             encoder.dense_features(images[start : start + batch], batch_size=batch)
+        synchronize(encoder.device)  # ingest waits for its features; so must this
 
     run()  # warm-up
     return median_seconds(run, 1), instances
 
 
 def full_ingest(ws_home: Path, ws: Workspace, spec: EncoderSpec, data: Path, batch: int) -> float:
-    settings = Settings(home=ws_home, database_url=f"sqlite:///{ws_home / 'catalog.sqlite3'}")
+    settings = Settings(
+        home=ws_home,
+        database_url=f"sqlite:///{ws_home / 'catalog.sqlite3'}",
+        device=ws.settings.device,
+    )
     with Workspace(settings) as fresh:
         fresh._encoders = ws._encoders  # the same loaded model: model loading is not timed
         start = time.perf_counter()
@@ -69,13 +75,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    add_device_option(parser)
     args = parser.parse_args()
     spec = EncoderSpec(args.model, checkpoint=args.checkpoint, untrained=args.checkpoint is None)
     warnings.simplefilter("ignore", UntrainedEncoderWarning)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = replicated_voc(root / "data", args.copies)
-        settings = Settings(home=root / "h0", database_url=f"sqlite:///{root / 'h0.sqlite3'}")
+        settings = Settings(
+            home=root / "h0", database_url=f"sqlite:///{root / 'h0.sqlite3'}", device=args.device
+        )
         with Workspace(settings) as ws:
             forward, ingested = [], []
             for i in range(args.repeat):
@@ -92,6 +101,7 @@ def report(
     ratio = forward / ingested
     result = {
         "model": args.model,
+        "device": args.device,
         "images": images,
         "instances": instances,
         "bare_forward_instances_per_s": round(instances / forward, 2),
@@ -100,7 +110,7 @@ def report(
         "target": 0.8,
         "met": ratio >= 0.8,
     }
-    print(f"{images} images, {instances} instances, encoder {args.model}")
+    print(f"{images} images, {instances} instances, encoder {args.model} on {args.device}")
     print(f"bare forward : {forward:7.2f} s  {instances / forward:7.1f} instances/s")
     print(f"full ingest  : {ingested:7.2f} s  {instances / ingested:7.1f} instances/s")
     verdict = "met" if ratio >= 0.8 else "NOT met"

@@ -1,6 +1,7 @@
 """Per-image segmentation time with retrieval against zero-shot alone, same images, same run.
 
-    python bench/segment.py [--copies 5] [--extra-points 100000] [--repeat 2] [--json out.json]
+    python bench/segment.py [--copies 5] [--extra-points 100000] [--repeat 2] [--device cuda]
+                            [--json out.json]
 
 Ingests the real labelled photos of labelme-examples (replicated ``--copies`` times) into a
 fresh domain (SQLite + qdrant-edge), pads the domain with ``--extra-points`` stored
@@ -25,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import VIDEO, VOC, replicated_voc
+from bench.common import VIDEO, VOC, add_device_option, replicated_voc
 from knnvocab.config import Settings
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.engine.params import SegmentParams
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-16")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    add_device_option(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore", UntrainedEncoderWarning)
     spec = EncoderSpec(args.model, untrained=True)
@@ -86,7 +88,9 @@ def main() -> None:
     images = [load_rgb(p) for p in paths]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = Settings(home=root / "home", database_url=f"sqlite:///{root / 'c.sqlite3'}")
+        settings = Settings(
+            home=root / "home", database_url=f"sqlite:///{root / 'c.sqlite3'}", device=args.device
+        )
         with Workspace(settings) as ws:
             data = replicated_voc(root / "data", args.copies)
             ingest(ws, "bench", data, IngestOptions("index-masks"), spec)
@@ -107,7 +111,10 @@ def main() -> None:
 def report(args: argparse.Namespace, stored: int, images: int, full: float, zero: float) -> None:
     ratio = full / zero
     verdict = "met" if ratio <= 1.2 else "NOT met"
-    print(f"{images} real photos, domain of {stored} stored instances, encoder {args.model}")
+    print(
+        f"{images} real photos, domain of {stored} stored instances, "
+        f"encoder {args.model} on {args.device}"
+    )
     print(f"zero-shot only     : {zero * 1000:8.1f} ms per image (median)")
     print(f"kNN-CLIP (retrieval): {full * 1000:8.1f} ms per image (median)")
     print(f"ratio retrieval/zero-shot = {ratio:.3f}  (target <= 1.2: {verdict})")
@@ -115,6 +122,7 @@ def report(args: argparse.Namespace, stored: int, images: int, full: float, zero
         args.json.write_text(
             json.dumps(
                 {
+                    "device": args.device,
                     "stored": stored,
                     "images": images,
                     "zero_shot_ms": zero * 1000,

@@ -29,18 +29,25 @@ def target_size(height: int, width: int, short_side: int, patch: int) -> tuple[i
 
 
 def preprocess(
-    image: ImageArray, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...]
+    image: ImageArray,
+    size: tuple[int, int],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H', W') float32, resized (bicubic, antialiased), normalised.
+    """(H, W, 3) uint8 -> (1, 3, H', W') float32 on ``device``, resized (bicubic,
+    antialiased), normalised.
 
-    The resize runs on uint8 (torch's vectorised path, ~30x faster than on float).
+    The resize runs on the CPU on uint8 (torch's vectorised path, ~30x faster than on
+    float); the uint8 result is what crosses to ``device`` (a quarter of the float bytes),
+    and the normalisation runs there.
     """
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     if tuple(x.shape[-2:]) != size:
         x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
-    x = x.float() / 255.0
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    x = x.to(device).float() / 255.0
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
 
 
@@ -70,7 +77,8 @@ def check_vit(visual: Any) -> None:
 
 @torch.inference_mode()
 def maskclip_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H', W') normalised images -> (B, h, w, D) dense features in the joint space.
+    """(B, 3, H', W') normalised images -> (B, h, w, D) dense features in the joint space,
+    on the device of ``x`` (which must be the device of ``visual``).
 
     All blocks but the last run unchanged; the last contributes only its value path
     (value projection then output projection of ``ln_1(x)``, no residual, no MLP),
@@ -155,24 +163,25 @@ def pool_masks(features: torch.Tensor, masks: BoolArray) -> np.ndarray:
     """Mask-pooled, L2-normalised embeddings.
 
     Args:
-        features: (h, w, D) dense features of one image.
+        features: (h, w, D) dense features of one image, on any device.
         masks: (N, H, W) bool at the image's original size; every mask non-empty.
 
     Returns:
-        (N, D) float32, unit norm: the patch features averaged with each patch weighted
-        by the fraction of it the mask covers.
+        (N, D) float32 NumPy array, unit norm: the patch features averaged with each
+        patch weighted by the fraction of it the mask covers.
     """
     h, w, _ = features.shape
     return pool_weights(features, mask_weights(masks, (h, w)))
 
 
 def pool_weights(features: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
-    """(h, w, D) features and (N, h*w) patch weights (see `mask_weights`) -> (N, D)
-    float32 unit vectors: the weighted mean of the patch features, L2-normalised."""
+    """(h, w, D) features (any device) and (N, h*w) patch weights (see `mask_weights`,
+    any device) -> (N, D) float32 unit vectors as a NumPy array: the weighted mean of the
+    patch features, L2-normalised. The pooling runs on the features' device."""
     h, w, d = features.shape
     totals = weights.sum(dim=1, keepdim=True)
     if bool((totals <= 0).any()):
         raise ValueError("pool_masks: every mask must cover at least one pixel")
-    pooled = (weights / totals) @ features.reshape(h * w, d).to(torch.float32)
-    pooled = F.normalize(pooled, dim=1)
-    return pooled.numpy().astype(np.float32, copy=False)
+    share = (weights / totals).to(features.device)
+    pooled = F.normalize(share @ features.reshape(h * w, d).to(torch.float32), dim=1)
+    return pooled.cpu().numpy().astype(np.float32, copy=False)

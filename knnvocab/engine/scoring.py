@@ -23,15 +23,17 @@ Probs = npt.NDArray[np.float32]
 def zero_shot(
     features: torch.Tensor, text: np.ndarray, weights: torch.Tensor, logit_scale: float
 ) -> Probs:
-    """(h, w, D) features, (C, D) text, (P, h*w) patch weights -> (P, C) P_base."""
+    """(h, w, D) features, (C, D) float32 text, (P, h*w) patch weights -> (P, C) float32
+    P_base (NumPy). Computed on the features' device; ``weights`` may be anywhere."""
     h, w, d = features.shape
     if text.shape[0] == 0:
         return np.zeros((weights.shape[0], 0), np.float32)
     patches = F.normalize(features.reshape(h * w, d).float(), dim=1)
-    logits = logit_scale * patches @ torch.from_numpy(text).T
+    logits = logit_scale * patches @ torch.from_numpy(text).to(patches.device).T
     per_patch = logits.softmax(dim=1)  # (h*w, C)
+    weights = weights.to(patches.device)
     weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    return (weights @ per_patch).numpy().astype(np.float32)
+    return (weights @ per_patch).cpu().numpy().astype(np.float32)
 
 
 def retrieval(
