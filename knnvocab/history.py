@@ -91,6 +91,8 @@ class VersionRecord:
     instances_removed: dict[str, int]
     points_purged: dict[str, int]  # per class, every point a purge deleted (hidden ones too)
     target: dict[str, str]  # what a retire / restore / purge acted on: {"class"|"dataset": name}
+    templates: list[str]  # zero-shot prompt templates this version is read with
+    prompt_rule: str  # how a class name fills a template's {} (embed/prompts.py NAME_RULES)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -189,6 +191,8 @@ def _record(version: VocabVersion, diff: VocabDiff, new: dict[str, ClassState]) 
         instances_removed={n: c.removed for n, c in new.items() if c.removed},
         points_purged=dict(purged.get("per_class", {})),
         target=dict(version.summary.get("target") or _target(version.params)),
+        templates=list(version.templates),
+        prompt_rule=version.prompt_rule,
     )
 
 

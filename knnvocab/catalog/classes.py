@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog.models import ClassCount, Domain, VocabClass, VocabVersion
-from knnvocab.embed.prompts import DEFAULT_TEMPLATES, prompts_for
+from knnvocab.embed.prompts import PromptSet
 
 
 def domain_classes(session: Session, domain: Domain) -> dict[str, VocabClass]:
@@ -18,10 +18,11 @@ def domain_classes(session: Session, domain: Domain) -> dict[str, VocabClass]:
 
 
 def ensure_classes(
-    session: Session, domain: Domain, names: Sequence[str], version: int
+    session: Session, domain: Domain, names: Sequence[str], version: int, prompts: PromptSet
 ) -> dict[str, VocabClass]:
     """Classes for ``names``: existing ones keep their ids, new ones get the next ids
-    (starting at 1; 0 is "unlabelled" in index PNGs) and ``added_in = version``."""
+    (starting at 1; 0 is "unlabelled" in index PNGs) and ``added_in = version``, with the
+    prompts of the version that adds them (each version reads with its own `PromptSet`)."""
     known = domain_classes(session, domain)
     next_id = (
         session.scalar(
@@ -37,7 +38,7 @@ def ensure_classes(
                 domain_id=domain.id,
                 class_id=next_id,
                 name=name,
-                prompts=prompts_for(name, DEFAULT_TEMPLATES),
+                prompts=prompts.prompts_for(name),
                 added_in=version,
             )
             session.add(cls)

@@ -26,6 +26,7 @@ from knnvocab.catalog.models import (
     VocabVersion,
     utcnow,
 )
+from knnvocab.embed.prompts import DEFAULT_PROMPTS, PromptSet
 from knnvocab.errors import DomainBusyError, NotFoundError, VersionStateError
 
 
@@ -66,8 +67,13 @@ def begin_version(
     message: str = "",
     dataset_id: int | None = None,
     params: dict[str, Any] | None = None,
+    prompts: PromptSet | None = None,
 ) -> VocabVersion:
     """Open version N+1 as pending: the domain's write lock, held by a unique index.
+
+    The version makes zero-shot prompts with ``prompts``; None keeps the head version's
+    (the defaults for a domain's first version), so a domain keeps its prompts until a
+    change names new ones.
 
     Raises DomainBusyError if another pending version exists, even when two processes
     race: the database refuses the second insert. Until the session commits, the new
@@ -81,6 +87,8 @@ def begin_version(
     last = session.scalar(
         select(func.max(VocabVersion.number)).where(VocabVersion.domain_id == domain.id)
     )
+    inherited = head_prompts(session, domain)
+    chosen = prompts or inherited
     version = VocabVersion(
         domain_id=domain.id,
         number=(last or 0) + 1,
@@ -94,6 +102,8 @@ def begin_version(
         dataset_id=dataset_id,
         params=params or {},
         summary={},
+        templates=list(chosen.templates),
+        prompt_rule=chosen.rule,
     )
     try:
         with session.begin_nested():
@@ -110,7 +120,11 @@ def begin_version(
         user,
         domain=domain.name,
         version=version.number,
-        detail={"message": message, **(params or {})},
+        detail={
+            "message": message,
+            **(params or {}),
+            **(_prompts_json(chosen) if chosen != inherited else {}),
+        },
     )
     return version
 
@@ -126,6 +140,22 @@ def _lock_domain_row(session: Session, domain: Domain) -> None:
         .execution_options(synchronize_session=False)
     )
     session.refresh(domain, ["head_version"])
+
+
+def _prompts_json(prompts: PromptSet) -> dict[str, Any]:
+    return {"templates": list(prompts.templates), "prompt_rule": prompts.rule}
+
+
+def version_prompts(version: VocabVersion) -> PromptSet:
+    """How ``version`` makes zero-shot prompts: what it recorded, never today's defaults."""
+    return PromptSet(tuple(version.templates), version.prompt_rule)
+
+
+def head_prompts(session: Session, domain: Domain) -> PromptSet:
+    """The prompts of the domain's head version (the defaults before its first one)."""
+    if domain.head_version == 0:
+        return DEFAULT_PROMPTS
+    return version_prompts(get_version(session, domain, domain.head_version))
 
 
 def get_version(session: Session, domain: Domain, number: int) -> VocabVersion:

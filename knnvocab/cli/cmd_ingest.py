@@ -86,6 +86,13 @@ def ingest(
         str | None, typer.Option(help="Comma-separated dataset classes to ingest (default all).")
     ] = None,
     min_area: Annotated[int, typer.Option(help="Skip instances below this many pixels.")] = 16,
+    templates: Annotated[
+        Path | None,
+        typer.Option(
+            help="Zero-shot prompt templates file: one per line with {} for the class name "
+            "(# comments). Default: keep the head version's.",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per encoder forward.")] = 8,
     checkpoint_every: Annotated[
         float, typer.Option(min=0.0, help="Seconds between durable progress checkpoints.")
@@ -101,6 +108,7 @@ def ingest(
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Embed every instance of a labelled dataset into DOMAIN as a new vocabulary version."""
+    from knnvocab.embed.prompts import load_templates
     from knnvocab.ingest import IngestOptions
     from knnvocab.ingest import ingest as run_ingest
 
@@ -123,6 +131,7 @@ def ingest(
         batch_size=batch_size,
         checkpoint_seconds=checkpoint_every,
         reader_options=reader_options(option or [], named),
+        templates=load_templates(templates) if templates is not None else None,
     )
     with workspace() as ws:
         summary = run_ingest(ws, domain, path, options, spec, BarProgress(f"ingest {domain}"))

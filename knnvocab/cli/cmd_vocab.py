@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -42,9 +43,22 @@ def _print_provenance(r: Any) -> None:
         f"fingerprint {e['fingerprint'][:12]}"
     )
     out.print(f"    encoder:  {escape(line)}")
+    out.print(f"    templates: {escape(_templates_line(r.templates, r.prompt_rule))}")
     params = _params_line(r.params)
     if params:
         out.print(f"    params:   {escape(params)}")
+
+
+def _templates_line(templates: list[str], rule: str) -> str:
+    """The zero-shot prompts of a version: the default ensemble by name, others in full."""
+    from knnvocab.embed.prompts import DEFAULT_NAME_RULE, DEFAULT_TEMPLATES
+
+    if tuple(templates) == DEFAULT_TEMPLATES:
+        line = f"default ensemble ({len(templates)})"
+    else:
+        quoted = " | ".join(json.dumps(t, ensure_ascii=False) for t in templates)
+        line = f"{len(templates)} custom: {quoted}"
+    return line if rule == DEFAULT_NAME_RULE else f"{line} (name rule {rule})"
 
 
 def _params_line(params: dict[str, Any]) -> str:

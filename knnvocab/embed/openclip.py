@@ -25,7 +25,7 @@ from knnvocab.embed.dense import (
     preprocess,
     target_size,
 )
-from knnvocab.embed.prompts import DEFAULT_TEMPLATES, prompts_for
+from knnvocab.embed.prompts import DEFAULT_PROMPTS, PromptSet
 from knnvocab.embed.spec import EncoderInfo, EncoderSpec, checkpoint_path
 from knnvocab.embed.weights import HashCache, file_key, state_dict_sha256
 from knnvocab.errors import EncoderError, UntrainedEncoderWarning
@@ -149,6 +149,18 @@ def _create(spec: EncoderSpec, name: str, cache_dir: Path) -> torch.nn.Module:
         raise EncoderError(f"cannot load encoder {spec.describe()}: {reason}{hint}") from None
 
 
+def _to_device(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    try:
+        return model.to(torch.device(device))
+    # torch says "Torch not compiled with CUDA enabled" (AssertionError), "No CUDA GPUs
+    # are available", "Expected one of cpu, cuda, … device type" (RuntimeError), …
+    except (AssertionError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise EncoderError(
+            f"cannot use torch device {str(device)!r} (KNNVOCAB_DEVICE): {reason}"
+        ) from None
+
+
 def _weights_key(spec: EncoderSpec, name: str, cache_dir: Path) -> str | None:
     if spec.source == "checkpoint":
         path = checkpoint_path(spec)
@@ -174,13 +186,17 @@ class OpenClipEncoder:
         cfg = getattr(model.visual, "preprocess_cfg", None) or {}
         self.mean = tuple(cfg.get("mean", OPENAI_MEAN))
         self.std = tuple(cfg.get("std", OPENAI_STD))
-        self._text_cache: dict[str, np.ndarray] = {}
+        self._text_cache: dict[tuple[PromptSet, str], np.ndarray] = {}
 
     @classmethod
-    def load(cls, spec: EncoderSpec, cache_dir: Path, device: str = "cpu") -> OpenClipEncoder:
-        """Build the model, load its weights and compute its fingerprint."""
+    def load(
+        cls, spec: EncoderSpec, cache_dir: Path, device: torch.device | str = "cpu"
+    ) -> OpenClipEncoder:
+        """Build the model on the CPU, move it to ``device`` (``cpu``, ``cuda``, ``cuda:1``,
+        ``mps``, …), load its weights and compute its fingerprint (independent of the
+        device)."""
         name = _model_name(spec)
-        model = _create(spec, name, cache_dir).to(device).eval()
+        model = _to_device(_create(spec, name, cache_dir), device).eval()
         check_vit(model.visual)
         key = _weights_key(spec, name, cache_dir)
         hashes = HashCache(cache_dir / "weights-sha256.json")
@@ -206,6 +222,11 @@ class OpenClipEncoder:
     def dim(self) -> int:
         return self.info.dim
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live; every tensor the encoder returns is there."""
+        return next(self.model.parameters()).device
+
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """The (H', W') an image of (height, width) is resized to before the forward."""
         return target_size(height, width, self.info.resolution, self.info.patch_size)
@@ -213,7 +234,8 @@ class OpenClipEncoder:
     def dense_features(
         self, images: Sequence[ImageArray], batch_size: int = 8
     ) -> list[torch.Tensor]:
-        """Dense features of each image: a list of (h, w, D) float32 tensors (unnormalised).
+        """Dense features of each image: a list of (h, w, D) float32 tensors (unnormalised)
+        on `device`.
 
         Images of equal encoder input size are batched together.
         """
@@ -223,17 +245,21 @@ class OpenClipEncoder:
             check_image(image)
             groups.setdefault(self.input_size(*image.shape[:2]), []).append(i)
         visual: Any = self.model.visual
+        device = self.device
         for size, indices in groups.items():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                x = torch.cat([preprocess(images[i], size, self.mean, self.std) for i in chunk])
+                x = torch.cat(
+                    [preprocess(images[i], size, self.mean, self.std, device) for i in chunk]
+                )
                 feats = maskclip_features(visual, x)
                 for i, f in zip(chunk, feats, strict=True):
                     out[i] = f
         return [f for f in out if f is not None]
 
     def embed_instances(self, features: torch.Tensor, masks: BoolArray) -> np.ndarray:
-        """(h, w, D) features + (N, H, W) bool masks -> (N, D) float32 unit vectors."""
+        """(h, w, D) features (any device) + (N, H, W) bool masks -> (N, D) float32 unit
+        vectors (NumPy)."""
         if masks.shape[0] == 0:
             return np.zeros((0, self.dim), np.float32)
         return pool_masks(features, masks)
@@ -244,19 +270,17 @@ class OpenClipEncoder:
         return out
 
     @torch.inference_mode()
-    def embed_texts(
-        self, names: Sequence[str], templates: tuple[str, ...] = DEFAULT_TEMPLATES
-    ) -> np.ndarray:
+    def embed_texts(self, names: Sequence[str], prompts: PromptSet = DEFAULT_PROMPTS) -> np.ndarray:
         """(C, D) float32 unit vectors: each class name's prompt-ensemble embedding."""
-        missing = [n for n in dict.fromkeys(names) if n not in self._text_cache]
+        missing = [n for n in dict.fromkeys(names) if (prompts, n) not in self._text_cache]
         for name in missing:
-            tokens = self.tokenizer(prompts_for(name, templates))
+            tokens = self.tokenizer(prompts.prompts_for(name)).to(self.device)
             emb = self._encode_text(tokens)
             emb = F.normalize(F.normalize(emb, dim=-1).mean(dim=0), dim=0)
-            self._text_cache[name] = emb.numpy().astype(np.float32)
+            self._text_cache[prompts, name] = emb.cpu().numpy().astype(np.float32)
         if not names:
             return np.zeros((0, self.dim), np.float32)
-        return np.stack([self._text_cache[n] for n in names])
+        return np.stack([self._text_cache[prompts, n] for n in names])
 
     @property
     def logit_scale(self) -> float:

@@ -1,8 +1,7 @@
-"""Text embeddings of class names, cached on disk per encoder fingerprint and templates."""
+"""Text embeddings of class names, cached on disk per encoder fingerprint and prompt set."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,19 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from knnvocab.embed.openclip import OpenClipEncoder
-from knnvocab.embed.prompts import DEFAULT_TEMPLATES
+from knnvocab.embed.prompts import PromptSet
 
 
 class TextCache:
     """``names -> (C, D)`` text embeddings; computes only names it has not seen."""
 
-    def __init__(
-        self, encoder: OpenClipEncoder, folder: Path, templates: tuple[str, ...] = DEFAULT_TEMPLATES
-    ) -> None:
+    def __init__(self, encoder: OpenClipEncoder, folder: Path, prompts: PromptSet) -> None:
         self.encoder = encoder
-        self.templates = templates
-        key = hashlib.sha256("\n".join(templates).encode()).hexdigest()[:12]
-        self.path = folder / f"{encoder.info.fingerprint[:24]}-{key}.npz"
+        self.prompts = prompts
+        self.path = folder / f"{encoder.info.fingerprint[:24]}-{prompts.key}.npz"
         self._vectors: dict[str, np.ndarray] = {}
         self._load()
 
@@ -46,7 +42,7 @@ class TextCache:
         """(C, D) float32 unit vectors for ``names``, in order."""
         missing = [n for n in dict.fromkeys(names) if n not in self._vectors]
         if missing:
-            vectors = self.encoder.embed_texts(missing, self.templates)
+            vectors = self.encoder.embed_texts(missing, self.prompts)
             self._vectors.update(zip(missing, vectors, strict=True))
             self._save()
         if not names:

@@ -10,7 +10,7 @@ from scipy.ndimage import find_objects
 
 from knnvocab.catalog.classes import live_classes
 from knnvocab.catalog.domains import get_domain
-from knnvocab.catalog.versions import readable_version
+from knnvocab.catalog.versions import readable_version, version_prompts
 from knnvocab.embed.dense import pool_weights, segment_weights
 from knnvocab.embed.openclip import OpenClipEncoder
 from knnvocab.embed.text_cache import TextCache
@@ -43,6 +43,7 @@ class Segmenter:
             v = readable_version(s, row, version)
             classes = live_classes(s, v)
             self.reproducible = v.reproducible
+            self.prompts = version_prompts(v)  # the version's own, never today's defaults
             if row.encoder is None:
                 raise NotFoundError(f"domain {domain!r} has no encoder yet")
             encoder_row = row.encoder
@@ -54,7 +55,7 @@ class Segmenter:
         self.column = {cid: i for i, cid in enumerate(self.class_ids)}
         self.encoder: OpenClipEncoder = ws.encoder_of(encoder_row)
         self.collection = encoder_row.collection
-        self.text = TextCache(self.encoder, ws.settings.cache_dir / "text").embed(
+        self.text = TextCache(self.encoder, ws.settings.cache_dir / "text", self.prompts).embed(
             [c.name for c in classes]
         )
         self.proposals = proposals or make_proposals(

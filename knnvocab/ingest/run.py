@@ -30,9 +30,15 @@ from knnvocab.catalog.domains import (
 )
 from knnvocab.catalog.models import Dataset, Domain, VocabVersion
 from knnvocab.catalog.runs import checkpoint, images_done_before, start_run
-from knnvocab.catalog.versions import begin_version, busy_message, pending_version
+from knnvocab.catalog.versions import (
+    begin_version,
+    busy_message,
+    pending_version,
+    version_prompts,
+)
 from knnvocab.datasets import open_dataset
 from knnvocab.datasets.base import DatasetReader, SampleRef
+from knnvocab.embed.prompts import PromptSet
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import (
     ConfigError,
@@ -234,7 +240,7 @@ def _begin(
     bind_encoder(domain, encoder_row)
     dataset_name = options.dataset_name or reader.root.name
     if options.resume:
-        version, dataset = _pending_to_resume(s, domain, reader, manifest)
+        version, dataset = _pending_to_resume(s, domain, reader, manifest, options.templates)
     else:
         dataset = Dataset(
             domain_id=domain.id,
@@ -257,6 +263,7 @@ def _begin(
             message=options.message,
             dataset_id=dataset.id,
             params=options.recorded(),
+            prompts=PromptSet(options.templates) if options.templates is not None else None,
         )
     start_index = images_done_before(s, version) if options.resume else 0
     run = start_run(
@@ -280,7 +287,7 @@ def _begin(
         dataset_id=dataset.id,
         dataset=dataset.name,
         collection=model.info.collection,
-        selection=_selection(s, domain, reader, names, version.number, options.min_area),
+        selection=_selection(s, domain, reader, names, version, options.min_area),
         start_index=start_index,
         resumed=options.resume,
         started=started,
@@ -288,7 +295,11 @@ def _begin(
 
 
 def _pending_to_resume(
-    s: Session, domain: Domain, reader: DatasetReader, manifest: str
+    s: Session,
+    domain: Domain,
+    reader: DatasetReader,
+    manifest: str,
+    templates: tuple[str, ...] | None,
 ) -> tuple[VocabVersion, Dataset]:
     version = pending_version(s, domain)
     if version is None or version.operation != "ingest" or version.dataset is None:
@@ -300,13 +311,24 @@ def _pending_to_resume(
             f"({dataset.format} at {dataset.source}, or its files changed since); roll it back "
             f"with `knnvocab vocab rollback {domain.name}`"
         )
+    if templates is not None and tuple(templates) != tuple(version.templates):
+        raise ConfigError(
+            f"pending version {version.number} of {domain.name!r} was started with other "
+            "prompt templates; resume without --templates, or roll it back with "
+            f"`knnvocab vocab rollback {domain.name}`"
+        )
     return version, dataset
 
 
 def _selection(
-    s: Session, domain: Domain, reader: DatasetReader, names: list[str], number: int, min_area: int
+    s: Session,
+    domain: Domain,
+    reader: DatasetReader,
+    names: list[str],
+    version: VocabVersion,
+    min_area: int,
 ) -> Selection:
-    classes = ensure_classes(s, domain, names, number)
+    classes = ensure_classes(s, domain, names, version.number, version_prompts(version))
     retired = {n for n, c in domain_classes(s, domain).items() if c.removed_in is not None}
     targets: dict[int, Target] = {}
     skipped: dict[int, str] = {}

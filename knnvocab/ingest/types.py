@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from knnvocab.embed.prompts import PromptSet
+
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -24,6 +26,9 @@ class IngestOptions:
         checkpoint_seconds: how often progress is made durable (store flush + catalog);
             a resume redoes at most this much work.
         only_keys: ingest only these image keys (None: every image of the dataset).
+        templates: zero-shot prompt templates of the new version, each with one ``{}``
+            for the class name (None: keep the head version's; the default ensemble for
+            a new domain). Recorded with the version, not in its parameters.
     """
 
     format: str
@@ -38,6 +43,11 @@ class IngestOptions:
     reader_options: dict[str, Any] = field(default_factory=dict)
     checkpoint_seconds: float = 10.0
     only_keys: tuple[str, ...] | None = None
+    templates: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.templates is not None:
+            PromptSet(tuple(self.templates))  # refuse bad templates before anything runs
 
     def recorded(self) -> dict[str, Any]:
         """The parameters recorded with the version and run."""
@@ -46,6 +56,7 @@ class IngestOptions:
         data.pop("wait")
         data.pop("wait_timeout")
         data.pop("checkpoint_seconds")
+        data.pop("templates")
         data["classes"] = list(self.classes) if self.classes else None
         data["only_keys"] = list(self.only_keys) if self.only_keys is not None else None
         data["reader_options"] = {k: str(v) for k, v in self.reader_options.items()}
