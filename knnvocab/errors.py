@@ -63,6 +63,16 @@ class StoreBusyError(StoreError):
     """The embedded vector store directory is open in another process."""
 
 
+class StoreIdentityError(StoreError):
+    """The vector store is not the one the catalog recorded: a collection it recorded is
+    missing, carries another store's identity, or has none and does not match (``kind``:
+    ``missing``, ``mismatch`` or ``unadopted``). Nothing was changed."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
 class CatalogError(KnnvocabError):
     """The catalog database is unreachable or not migrated."""
 

@@ -10,6 +10,7 @@ from knnvocab.config import Settings, get_settings
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import EncoderMismatchError
 from knnvocab.store import VectorStore, open_store
+from knnvocab.store.checked import CheckedStore
 
 if TYPE_CHECKING:
     from knnvocab.catalog.models import Encoder
@@ -31,7 +32,7 @@ class Workspace:
         catalog: Catalog | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self._store = store
+        self._store = CheckedStore(store, lambda: self.catalog) if store is not None else None
         self._catalog = catalog
         self._encoders: dict[EncoderSpec, OpenClipEncoder] = {}
 
@@ -44,9 +45,10 @@ class Workspace:
         return self._catalog
 
     @property
-    def store(self) -> VectorStore:
+    def store(self) -> CheckedStore:
+        """The vector store, each collection checked against the catalog on first use."""
         if self._store is None:
-            self._store = open_store(self.settings)
+            self._store = CheckedStore(open_store(self.settings), lambda: self.catalog)
         return self._store
 
     def encoder(self, spec: EncoderSpec) -> OpenClipEncoder:

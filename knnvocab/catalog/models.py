@@ -1,11 +1,12 @@
 """The catalog schema: typed SQLAlchemy 2 models on one DeclarativeBase.
 
-Alembic (``migrations/``) owns the schema; these models must match its head revision
+Alembic (``knnvocab/migrations/``) owns the schema; these models must match its head revision
 (a test compares them). Times are timezone-aware UTC.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -27,6 +28,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from knnvocab.embed.prompts import DEFAULT_NAME_RULE, DEFAULT_TEMPLATES
 
 VERSION_STATES = ("pending", "published", "failed", "rolled_back")
 OPERATIONS = ("ingest", "retire", "restore", "purge")
@@ -147,6 +150,10 @@ class VocabVersion(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     reproducible: Mapped[bool] = mapped_column(Boolean, default=True)
+    # how this version makes zero-shot prompts (embed/prompts.py PromptSet); the server
+    # defaults are what every version used before they were recorded (revision 0003)
+    templates: Mapped[list[Any]] = mapped_column(server_default=json.dumps(list(DEFAULT_TEMPLATES)))
+    prompt_rule: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_NAME_RULE)
 
     dataset: Mapped[Dataset | None] = relationship(lazy="joined")
     encoder: Mapped[Encoder] = relationship(lazy="joined")
@@ -261,3 +268,18 @@ class AuditEvent(Base):
     version: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StoreIdentity(Base):
+    """The identity of the vector collection this catalog writes to, recorded when the
+    collection is created (or adopted): a store whose collection carries another identity,
+    or none, is not this catalog's store and is refused before anything is changed."""
+
+    __tablename__ = "store_identity"
+
+    collection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    identity: Mapped[str] = mapped_column(String(36))
+    backend: Mapped[str] = mapped_column(String(32))
+    location: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    how: Mapped[str] = mapped_column(String(16))  # created | adopted

@@ -58,9 +58,10 @@ def _register() -> None:
     cmd_segment.register(app)
     app.add_typer(cmd_eval.app, name="eval")
     app.add_typer(cmd_vocab.app, name="vocab")
-    from knnvocab.cli import cmd_audit, cmd_doctor, cmd_domain
+    from knnvocab.cli import cmd_audit, cmd_doctor, cmd_domain, cmd_store
 
     app.add_typer(cmd_domain.app, name="domain")
+    app.add_typer(cmd_store.app, name="store")
     cmd_audit.register(app)
     cmd_doctor.register(app)
 

@@ -53,6 +53,13 @@ def workspace() -> Workspace:
     return Workspace(Settings.from_env())
 
 
+def user() -> str:
+    """Who the CLI's changes are recorded as: ``KNNVOCAB_USER``, else the login name."""
+    from knnvocab.config import Settings
+
+    return Settings.from_env().user
+
+
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from knnvocab.catalog.domains import get_domain, list_domains
 from knnvocab.catalog.models import Encoder
-from knnvocab.errors import StoreBusyError
+from knnvocab.errors import StoreBusyError, StoreIdentityError
 from knnvocab.lifecycle.consistency_checks import (
     Context,
     Doctor,
@@ -77,8 +77,10 @@ def doctor(ws: Workspace, domain: str | None = None, repair: bool = False) -> Do
 
 
 def check_domain(doc: Doctor, name: str) -> None:
-    """Every check of one domain: its pending version first, then the store."""
+    """Every check of one domain: the store's identity, its pending version, the store."""
     ctx = load_context(doc.ws, name)
+    if not _store_recognised(doc, ctx):
+        return
     if ctx.pending is not None and not ctx.pending_alive:
         doc.found(
             Finding(
@@ -113,6 +115,23 @@ def check_domain(doc: Doctor, name: str) -> None:
     store_checks(doc, ctx, ctx.collection)
 
 
+def _store_recognised(doc: Doctor, ctx: Context) -> bool:
+    """Whether the domain's collection is the one the catalog recorded; if not (a wrong
+    setting), report it and check nothing else: repairing a good catalog against the
+    wrong store would damage its history."""
+    if ctx.collection is None:
+        return True
+    try:
+        doc.ws.store.check(ctx.collection)
+    except StoreIdentityError as exc:
+        doc.found(Finding(ctx.domain, f"store-{exc.kind}", f"not checked: {exc}"))
+        return False
+    except StoreBusyError as exc:
+        doc.found(Finding(ctx.domain, "store-busy", f"not checked: {exc}"))
+        return False
+    return True
+
+
 def _rollback(ws: Workspace, name: str, ctx: Context) -> None:
     rollback_pending(ws, name, reason=f"doctor: {ctx.pending_reason}")
 
@@ -142,6 +161,10 @@ def check_unknown_domains(doc: Doctor) -> None:
             counts = {n: doc.ws.store.count(collection, PointFilter(n)) for n in unknown}
         except StoreBusyError as exc:
             doc.found(Finding("*", "store-busy", f"collection {collection} not checked: {exc}"))
+            continue
+        except StoreIdentityError as exc:
+            if not known:  # a domain's own check has reported it already
+                doc.found(Finding("*", f"store-{exc.kind}", f"not checked: {exc}"))
             continue
         for name in unknown:
             doc.found(

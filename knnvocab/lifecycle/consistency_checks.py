@@ -142,6 +142,8 @@ def _good(ctx: Context, version: int) -> bool:
 
 def store_checks(doc: Doctor, ctx: Context, collection: str) -> None:
     """The store-side checks, each repair done before the next check reads the store."""
+    if not check_present(doc, ctx, collection):
+        return
     check_versions(doc, ctx, collection)
     check_removals(doc, ctx, collection)
     check_classes(doc, ctx, collection)
@@ -154,6 +156,28 @@ def _delete(ws: Workspace, collection: str, flt: PointFilter) -> Callable[[], No
 
 def _clear(ws: Workspace, collection: str, flt: PointFilter) -> Callable[[], None]:
     return lambda: ws.store.clear_field(collection, flt, "removed_in")
+
+
+def check_present(doc: Doctor, ctx: Context, collection: str) -> bool:
+    """A domain the catalog counts points for but of which the store has none at all is
+    missing (a wrong or restored-from-elsewhere store), not a loss: reported, never
+    repaired, and the other checks are skipped."""
+    expected = sum(ctx.counts.get(ctx.head, {}).values())
+    if expected == 0 or doc.ws.store.count(collection, PointFilter(ctx.domain)) > 0:
+        return True
+    doc.found(
+        Finding(
+            ctx.domain,
+            "missing-domain",
+            f"the store at {doc.ws.store.location} has no points of domain {ctx.domain!r} in "
+            f"{collection} at all, where the catalog counts {points(expected)} at version "
+            f"{ctx.head}: is this the right store? (not repaired automatically: restore the "
+            "store's files, or re-ingest the domain's datasets)",
+            version=ctx.head,
+            points=expected,
+        )
+    )
+    return False
 
 
 def check_versions(doc: Doctor, ctx: Context, collection: str) -> None:

@@ -71,6 +71,20 @@ class StoredPoint:
 
 
 @dataclass(frozen=True)
+class CollectionState:
+    """A collection as the store has it: its dimension and the identity of the store it
+    was created in (None: made before stores had identities)."""
+
+    dim: int
+    identity: str | None
+
+
+def new_identity() -> str:
+    """A fresh store identity (random UUID string)."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
 class Hit:
     """A neighbour: point id, cosine similarity, payload."""
 
@@ -82,10 +96,24 @@ class Hit:
 class VectorStore(Protocol):
     """What knnvocab needs from Qdrant; one collection per encoder fingerprint."""
 
-    backend: str
+    @property
+    def backend(self) -> str:
+        """``qdrant-edge`` or ``qdrant-server``."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a folder, a server URL)."""
 
     def ensure_collection(self, collection: str, dim: int) -> None:
-        """Create the collection (and its payload indexes) if missing; check its size."""
+        """Create the collection (and its payload indexes) if missing, carrying this store's
+        identity; check its size."""
+
+    def describe(self, collection: str) -> CollectionState | None:
+        """The collection's size and identity, or None if it does not exist."""
+
+    def adopt(self, collection: str) -> str:
+        """Give an existing collection made before identities existed this store's
+        identity; returns it."""
 
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         """Insert points of ``domain``; ids already present are left untouched."""

@@ -8,6 +8,7 @@ different domains run in parallel processes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -20,10 +21,45 @@ import numpy as np
 import qdrant_edge as qe
 
 from knnvocab.errors import StoreBusyError, StoreError
-from knnvocab.store.base import Hit, PointFilter, StoredPoint, as_vector
+from knnvocab.store.base import (
+    CollectionState,
+    Hit,
+    PointFilter,
+    StoredPoint,
+    as_vector,
+    new_identity,
+)
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SCROLL_PAGE = 1024
+_STORE_FILE = "store.json"
+_COLLECTION_FILE = "collection.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: unreadable store metadata ({exc})") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: unreadable store metadata (not a JSON object)")
+    return data
+
+
+def _write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> None:
+    """Write ``path`` atomically (temp file, fsync, rename); ``exclusive``: keep an
+    existing file (another process created it first)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if exclusive:
+        with contextlib.suppress(FileExistsError):  # another process was first: keep its
+            os.link(tmp, path)
+        tmp.unlink()
+    else:
+        tmp.replace(path)
 
 
 def edge_filter(flt: PointFilter) -> qe.Filter:
@@ -93,26 +129,60 @@ class EdgeStore:
 
     # collections and shards -----------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def root_identity(self) -> str | None:
+        """The identity of this store root (``store.json``), None if it has none yet."""
+        meta = self.root / _STORE_FILE
+        return str(_read_json(meta)["identity"]) if meta.is_file() else None
+
+    def _own_identity(self) -> str:
+        """The root's identity, created (atomically, first writer wins) if missing."""
+        known = self.root_identity()
+        if known is not None:
+            return known
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(self.root / _STORE_FILE, {"identity": new_identity()}, exclusive=True)
+        return str(self.root_identity())
+
     def ensure_collection(self, collection: str, dim: int) -> None:
         known = self._dims.get(collection)
         if known is not None and known != dim:
             raise StoreError(f"collection {collection} holds {known}-d vectors, not {dim}-d")
-        meta = self.root / collection / "collection.json"
-        if meta.is_file():
-            stored = int(json.loads(meta.read_text())["dim"])
-            if stored != dim:
-                raise StoreError(f"collection {collection} holds {stored}-d vectors, not {dim}-d")
-        else:
+        state = self.describe(collection)
+        if state is None:
+            meta = self.root / collection / _COLLECTION_FILE
             meta.parent.mkdir(parents=True, exist_ok=True)
-            meta.write_text(json.dumps({"dim": dim, "backend": self.backend}))
+            record = {"dim": dim, "backend": self.backend, "identity": self._own_identity()}
+            _write_json(meta, record)
+        elif state.dim != dim:
+            raise StoreError(f"collection {collection} holds {state.dim}-d vectors, not {dim}-d")
         self._dims[collection] = dim
+
+    def describe(self, collection: str) -> CollectionState | None:
+        meta = self.root / collection / _COLLECTION_FILE
+        if not meta.is_file():
+            return None
+        data = _read_json(meta)
+        identity = data.get("identity")
+        return CollectionState(int(data["dim"]), str(identity) if identity else None)
+
+    def adopt(self, collection: str) -> str:
+        meta = self.root / collection / _COLLECTION_FILE
+        if not meta.is_file():
+            raise StoreError(f"vector collection {collection} does not exist in {self.root}")
+        identity = self._own_identity()
+        _write_json(meta, {**_read_json(meta), "identity": identity})
+        return identity
 
     def _dim(self, collection: str) -> int:
         if collection not in self._dims:
-            meta = self.root / collection / "collection.json"
-            if not meta.is_file():
+            state = self.describe(collection)
+            if state is None:
                 raise StoreError(f"vector collection {collection} does not exist in {self.root}")
-            self._dims[collection] = int(json.loads(meta.read_text())["dim"])
+            self._dims[collection] = state.dim
         return self._dims[collection]
 
     def shard_path(self, collection: str, domain: str) -> Path:

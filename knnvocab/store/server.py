@@ -14,9 +14,18 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from knnvocab.errors import StoreError
-from knnvocab.store.base import Hit, PointFilter, StoredPoint, as_vector
+from knnvocab.store.base import (
+    CollectionState,
+    Hit,
+    PointFilter,
+    StoredPoint,
+    as_vector,
+    new_identity,
+)
 
 _SCROLL_PAGE = 1024
+#: collection metadata key holding the identity of the store the collection belongs to
+_IDENTITY_KEY = "knnvocab_store_identity"
 
 
 def server_filter(flt: PointFilter) -> qm.Filter:
@@ -47,10 +56,11 @@ class ServerStore:
 
     backend = "qdrant-server"
 
-    def __init__(self, client: QdrantClient, hnsw_ef: int = 128) -> None:
+    def __init__(self, client: QdrantClient, hnsw_ef: int = 128, url: str = ":memory:") -> None:
         from qdrant_client.local.qdrant_local import QdrantLocal
 
         self.client = client
+        self.url = url
         self.hnsw_ef = hnsw_ef
         self._known: dict[str, int] = {}
         self.in_process = isinstance(getattr(client, "_client", None), QdrantLocal)
@@ -62,7 +72,7 @@ class ServerStore:
             if url == ":memory:"
             else QdrantClient(url=url, api_key=api_key, timeout=60)
         )
-        return cls(client)
+        return cls(client, url=url)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -71,27 +81,47 @@ class ServerStore:
             reason = " ".join(str(exc).split())[:300]
             raise StoreError(f"Qdrant {what} failed: {reason}") from None
 
+    @property
+    def location(self) -> str:
+        return self.url
+
     def ensure_collection(self, collection: str, dim: int) -> None:
         known = self._known.get(collection)
         if known is not None:
             if known != dim:
                 raise StoreError(f"collection {collection} holds {known}-d vectors, not {dim}-d")
             return
-        if self._call("collection check", self.client.collection_exists, collection):
-            info = self._call("collection info", self.client.get_collection, collection)
-            size = info.config.params.vectors.size
-            if size != dim:
-                raise StoreError(f"collection {collection} holds {size}-d vectors, not {dim}-d")
-        else:
+        state = self.describe(collection)
+        if state is None:
             self._call(
                 "create collection",
                 self.client.create_collection,
                 collection,
                 vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
                 hnsw_config=qm.HnswConfigDiff(m=0, payload_m=16, ef_construct=128),
+                metadata={_IDENTITY_KEY: new_identity()},
             )
             self._create_indexes(collection)
+        elif state.dim != dim:
+            raise StoreError(f"collection {collection} holds {state.dim}-d vectors, not {dim}-d")
         self._known[collection] = dim
+
+    def describe(self, collection: str) -> CollectionState | None:
+        if not self._call("collection check", self.client.collection_exists, collection):
+            return None
+        config = self._call("collection info", self.client.get_collection, collection).config
+        identity = (config.metadata or {}).get(_IDENTITY_KEY)
+        return CollectionState(int(config.params.vectors.size), str(identity) if identity else None)
+
+    def adopt(self, collection: str) -> str:
+        identity = new_identity()
+        self._call(
+            "update collection",
+            self.client.update_collection,
+            collection,
+            metadata={_IDENTITY_KEY: identity},
+        )
+        return identity
 
     def _create_indexes(self, collection: str) -> None:
         if self.in_process:

@@ -17,6 +17,7 @@ from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 from tests.cli.conftest import Run
 from tests.data import index_dataset
+from tests.lifecycle.helpers import collection_of
 
 
 def truncate_image(root: Path) -> str:
@@ -103,7 +104,7 @@ def test_bad_dataset_is_refused_and_nothing_is_lost(
             states = dict(s.execute(select(VocabVersion.number, VocabVersion.state)).all())
         assert states[1] == "published"
         assert all(state == "failed" for n, state in states.items() if n > 1)
-        collection = next(iter((settings.home / "vectors").iterdir())).name
+        collection = collection_of(ws, "shop")
         assert ws.store.count(collection, PointFilter("shop", dataset="bad")) == 0
         assert ws.store.count(collection, PointFilter("shop", visible_at=1)) == stored
     log = json.loads(cli("vocab", "log", "shop", "--json").output)

@@ -91,16 +91,22 @@ def test_a_class_outside_the_version_is_never_predicted(
     v1 = {c.class_id for c in vocabulary(kitchen, "kitchen", 1).live}
     track = next(c.class_id for c in vocabulary(kitchen, "kitchen", 2).live if c.name == "track")
     assert track not in v1
+    v2 = {c.class_id for c in vocabulary(kitchen, "kitchen", 2).live}
     params = SegmentParams(threshold=0.0, lam=1.0, k=30, n_segments=48)
-    for version in (1, 2):
+    newest: dict[int, int] = {}
+    for version, allowed in ((1, v1), (2, v2)):
         segmenter = Segmenter(kitchen, "kitchen", version, params)
         for photo in photos:
             seg = segmenter.segment(load_rgb(photo), photo)
             predicted = set(np.unique(seg.labels).tolist()) - {0}
+            assert predicted and predicted <= allowed
+            neighbours = [n for s in seg.segments for n in s.neighbours]
+            assert all(n.class_id in allowed for n in neighbours)
+            newest[version] = max([newest.get(version, 0), *(n.added_in for n in neighbours)])
             if version == 1:
-                assert predicted <= v1
-                assert all(n.added_in <= 1 for s in seg.segments for n in s.neighbours)
-                assert all(n.label != "track" for s in seg.segments for n in s.neighbours)
+                assert all(n.label != "track" for n in neighbours)
+    # each version reads exactly its own points: version 2's neighbours include its own
+    assert newest == {1: 1, 2: 2}
 
 
 def test_output_at_a_version_is_byte_identical_after_later_ingests(

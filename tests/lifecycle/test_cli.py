@@ -72,7 +72,7 @@ def test_domains_from_create_to_delete(
 
         rollback_pending(ws, "lab")
     refused(cli("domain", "delete", "lab"), "pass --yes to confirm")
-    collection = next((settings.home / "vectors").iterdir())
+    (collection,) = (p for p in (settings.home / "vectors").iterdir() if p.is_dir())
     assert (collection / "lab").is_dir()
     ok(cli("domain", "delete", "lab", "--yes", "-m", "project ended"))
     assert not (collection / "lab").exists()
