@@ -47,14 +47,7 @@ def formats(json_: JsonOpt = False) -> None:
     """List the dataset formats `ingest` reads."""
     from knnvocab.datasets import list_formats
 
-    data = list_formats()
-    if json_:
-        print_json(data)
-        return
-    table = Table("format", "layout")
-    for name, description in data.items():
-        table.add_row(name, description)
-    out.print(table)
+    _print_registry(list_formats(), json_, ("format", "layout"))
 
 
 def models(
@@ -62,10 +55,18 @@ def models(
     pretrained: Annotated[
         bool, typer.Option("--pretrained", help="Also list each model's hub weight tags.")
     ] = False,
+    sources: Annotated[
+        bool,
+        typer.Option("--sources", help="List the weight sources an encoder loads from instead."),
+    ] = False,
 ) -> None:
-    """List the open_clip model names an encoder can use."""
+    """List the open_clip model names an encoder can use (or, with --sources, where its
+    weights can come from)."""
     import open_clip
 
+    if sources:
+        _weight_sources(json_)
+        return
     names = open_clip.list_models()
     tags = {n: open_clip.list_pretrained_tags_by_model(n) for n in names} if pretrained else {}
     if json_:
@@ -73,6 +74,23 @@ def models(
         return
     for name in names:
         out.print(f"{name}  {' '.join(tags.get(name, []))}".rstrip())
+
+
+def _weight_sources(json_: bool) -> None:
+    from knnvocab.embed.sources import list_sources
+
+    _print_registry(list_sources(), json_, ("source", "weights"))
+
+
+def _print_registry(data: dict[str, str], json_: bool, headers: tuple[str, str]) -> None:
+    """A registry's ``list_*()``: names and descriptions, as a table or JSON."""
+    if json_:
+        print_json(data)
+        return
+    table = Table(*headers)
+    for name, description in data.items():
+        table.add_row(name, description)
+    out.print(table)
 
 
 @db_app.command("upgrade")

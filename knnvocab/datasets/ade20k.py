@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from knnvocab.datasets import register
 from knnvocab.datasets.ade20k_names import ADE20K_150
 from knnvocab.datasets.base import DatasetReader, SampleRef, image_files, read_class_names
 from knnvocab.datasets.label_maps import check_size, check_values, present, read_index_mask
@@ -56,7 +55,6 @@ class _PairedFolders(DatasetReader):
         return self.require_samples(refs, self.images_dir)
 
 
-@register
 class Ade20k150Reader(_PairedFolders):
     format = "ade20k-150"
     description = (
@@ -90,7 +88,6 @@ class Ade20k150Reader(_PairedFolders):
         return LabelledImage(ref.key, image, instances, (str(image_path), str(mask_path)))
 
 
-@register
 class Ade20k847Reader(_PairedFolders):
     format = "ade20k-847"
     description = (

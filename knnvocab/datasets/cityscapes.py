@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef
 from knnvocab.datasets.label_maps import present, read_index_mask
 from knnvocab.errors import DatasetError
@@ -42,7 +41,6 @@ LABEL_TO_TRAIN = np.array(
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
-@register
 class CityscapesReader(DatasetReader):
     format = "cityscapes"
     description = "Cityscapes leftImg8bit/ + gtFine/ labelIds and instanceIds, 19 train classes"

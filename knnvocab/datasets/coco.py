@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef
 from knnvocab.datasets.json_fields import (
     category,
@@ -49,7 +48,6 @@ class _Image:
     annotations: list[_Annotation] = field(default_factory=list)
 
 
-@register
 class CocoReader(DatasetReader):
     format = "coco"
     description = "COCO instances JSON (polygons, RLE) + images"

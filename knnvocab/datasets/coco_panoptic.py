@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef
 from knnvocab.datasets.json_fields import category, crowd, get, read_json, top_level, unique_ids
 from knnvocab.datasets.label_maps import check_size
@@ -43,7 +42,6 @@ class _Entry:
     segments: tuple[_Segment, ...]
 
 
-@register
 class CocoPanopticReader(DatasetReader):
     format = "coco-panoptic"
     description = "COCO panoptic JSON + PNGs (id = R + 256·G + 256²·B, 0 = void) + images"

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef, image_files, read_class_names
 from knnvocab.errors import DatasetError
 from knnvocab.imageio import DEFAULT_MAX_PIXELS, load_label_png, load_rgb
@@ -21,7 +20,6 @@ from knnvocab.types import Instances, LabelledImage
 IGNORE = 255
 
 
-@register
 class IndexMaskReader(DatasetReader):
     format = "index-masks"
     description = "images/ + masks/ (single-channel index PNGs, 255 = ignore) + class_names.txt"

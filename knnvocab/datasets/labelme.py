@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from knnvocab.datasets import register
 from knnvocab.datasets.base import DatasetReader, SampleRef, read_class_names
 from knnvocab.datasets.json_fields import get, get_optional, number, read_json
 from knnvocab.errors import DatasetError
@@ -50,7 +49,6 @@ class _Scan:
     labels: tuple[str, ...]
 
 
-@register
 class LabelmeReader(DatasetReader):
     format = "labelme"
     description = "a folder of labelme JSON files (polygon, rectangle, circle, mask shapes)"

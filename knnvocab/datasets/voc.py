@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from knnvocab.datasets import register
 from knnvocab.datasets.base import IMAGE_SUFFIXES, DatasetReader, SampleRef, read_class_names
 from knnvocab.datasets.label_maps import check_values, present, read_index_mask
 from knnvocab.errors import DatasetError
@@ -35,7 +34,6 @@ VOC_CLASSES = (
 )  # fmt: skip
 
 
-@register
 class VocReader(DatasetReader):
     format = "voc"
     description = (

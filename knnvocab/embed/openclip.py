@@ -6,10 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import socket
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +15,12 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from knnvocab.embed.dense import (
-    check_vit,
-    maskclip_features,
-    pool_masks,
-    preprocess,
-    target_size,
-)
+from knnvocab.embed.dense import check_vit, pool_masks, preprocess, target_size
 from knnvocab.embed.prompts import DEFAULT_PROMPTS, PromptSet
-from knnvocab.embed.spec import EncoderInfo, EncoderSpec, checkpoint_path
+from knnvocab.embed.sources import WEIGHT_SOURCES
+from knnvocab.embed.spec import EMBEDDING_METHODS, EncoderInfo, EncoderSpec, checkpoint_path
 from knnvocab.embed.weights import HashCache, file_key, state_dict_sha256
-from knnvocab.errors import EncoderError, UntrainedEncoderWarning
+from knnvocab.errors import EncoderError
 from knnvocab.types import BoolArray, ImageArray, check_image
 
 log = logging.getLogger(__name__)
@@ -72,70 +64,10 @@ def _config_sha256(model_name: str) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
 
 
-HUB_HOST = ("huggingface.co", 443)
-
-
-def _build(name: str, **kwargs: Any) -> torch.nn.Module:
-    model: torch.nn.Module = open_clip.create_model(name, **kwargs)
-    return model
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection(HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Make huggingface_hub use its local cache only (no network, no retries)."""
-    import huggingface_hub.constants as hf_constants
-
-    before = hf_constants.HF_HUB_OFFLINE
-    hf_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hf_constants.HF_HUB_OFFLINE = before
-
-
-def _from_hub(spec: EncoderSpec, name: str, kwargs: dict[str, Any]) -> torch.nn.Module:
-    # the cache first: offline, a hub miss would otherwise retry for about a minute
-    try:
-        with _hub_offline():
-            return _build(name, pretrained=spec.pretrained, **kwargs)
-    except Exception:
-        if not _hub_reachable():
-            raise EncoderError(
-                f"cannot load encoder {spec.describe()}: its weights are not in the local "
-                f"cache and the model hub ({HUB_HOST[0]}) is unreachable — pass "
-                "--checkpoint FILE with local weights, or --untrained for an explicit "
-                "untrained run"
-            ) from None
-    return _build(name, pretrained=spec.pretrained, **kwargs)
-
-
 def _create(spec: EncoderSpec, name: str, cache_dir: Path) -> torch.nn.Module:
     kwargs: dict[str, Any] = {"cache_dir": str(cache_dir / "open_clip")}
     try:
-        if spec.source == "hub":
-            return _from_hub(spec, name, kwargs)
-        if spec.source == "checkpoint":
-            path = checkpoint_path(spec)
-            if path is None or not path.is_file():
-                raise EncoderError(f"{path}: checkpoint file not found")
-            return _build(name, pretrained=str(path), weights_only=True, **kwargs)
-        if spec.source == "untrained":
-            warnings.warn(
-                f"encoder {name} has UNTRAINED random weights (seed {spec.seed}): "
-                "embeddings and zero-shot predictions are not meaningful",
-                UntrainedEncoderWarning,
-                stacklevel=3,
-            )
-            torch.manual_seed(spec.seed)
-        return _build(name, **kwargs)
+        return WEIGHT_SOURCES[spec.source](spec, name, kwargs)
     except EncoderError:
         raise
     except Exception as exc:  # open_clip raises bare RuntimeError/ValueError/OSError/…
@@ -173,7 +105,8 @@ def _weights_key(spec: EncoderSpec, name: str, cache_dir: Path) -> str | None:
 
 
 class OpenClipEncoder:
-    """An open_clip model with a dense (MaskCLIP) image path and a text path.
+    """An open_clip model with a dense image path (its spec's embedding method, e.g.
+    MaskCLIP) and a text path.
 
     Ingest and query use the same `embed_instances`, so stored and query embeddings live
     in one space.
@@ -187,6 +120,7 @@ class OpenClipEncoder:
         self.mean = tuple(cfg.get("mean", OPENAI_MEAN))
         self.std = tuple(cfg.get("std", OPENAI_STD))
         self._text_cache: dict[tuple[PromptSet, str], np.ndarray] = {}
+        self._dense = EMBEDDING_METHODS[info.spec.method]()
 
     @classmethod
     def load(
@@ -252,7 +186,7 @@ class OpenClipEncoder:
                 x = torch.cat(
                     [preprocess(images[i], size, self.mean, self.std, device) for i in chunk]
                 )
-                feats = maskclip_features(visual, x)
+                feats = self._dense(visual, x)
                 for i, f in zip(chunk, feats, strict=True):
                     out[i] = f
         return [f for f in out if f is not None]

@@ -7,21 +7,48 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from knnvocab.errors import ConfigError
 
-#: dense-feature methods; the key is part of every fingerprint
-METHODS = {
-    "maskclip": "ViT value-embedding path in the last block (no q/k, residual or MLP), "
-    "then ln_post and the projection (MaskCLIP, Zhou et al. 2022)",
-}
-DEFAULT_METHOD = "maskclip"
+if TYPE_CHECKING:
+    import torch
+
 #: bumped whenever the embedding code changes its output: part of every fingerprint, so
 #: vectors made by different code are never mixed
 EMBEDDING_CODE_VERSION = 2
+
+
+class DenseFeatures(Protocol):
+    """An embedding method: (B, 3, H', W') normalised images -> (B, h, w, D) dense
+    features in the joint space, for an open_clip image tower ``visual``."""
+
+    def __call__(self, visual: Any, x: torch.Tensor, /) -> torch.Tensor: ...
+
+
+def _maskclip() -> DenseFeatures:
+    """ViT value-embedding path in the last block (no q/k, residual or MLP), then ln_post
+    and the projection (MaskCLIP, Zhou et al. 2022)"""
+    from knnvocab.embed.dense import maskclip_features
+
+    return maskclip_features
+
+
+#: embedding method -> builder returning its dense-feature function (imported lazily:
+#: this module does not import torch); the key is part of every fingerprint
+EMBEDDING_METHODS: dict[str, Callable[[], DenseFeatures]] = {"maskclip": _maskclip}
+DEFAULT_METHOD = "maskclip"
+
+
+def list_methods() -> dict[str, str]:
+    """Embedding method -> one-line description, sorted by name."""
+    return {
+        name: " ".join((EMBEDDING_METHODS[name].__doc__ or "").split())
+        for name in sorted(EMBEDDING_METHODS)
+    }
 
 
 @dataclass(frozen=True)
@@ -52,8 +79,10 @@ class EncoderSpec:
                 f"encoder {self.model!r}: give exactly one weight source "
                 "(--pretrained TAG, --checkpoint FILE, --untrained, or a local-dir: model)"
             )
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown embedding method {self.method!r} (known: {list(METHODS)})")
+        if self.method not in EMBEDDING_METHODS:
+            raise ConfigError(
+                f"unknown embedding method {self.method!r} (known: {list(EMBEDDING_METHODS)})"
+            )
         if self.resolution is not None and not 32 <= self.resolution <= 4096:
             raise ConfigError(f"resolution {self.resolution} is outside 32..4096 pixels")
 

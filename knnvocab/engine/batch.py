@@ -13,7 +13,7 @@ from knnvocab.engine.params import SegmentParams
 from knnvocab.engine.proposals import make_proposals
 from knnvocab.errors import InputError, KnnvocabError
 from knnvocab.imageio import load_rgb
-from knnvocab.ingest.types import NoProgress, Progress
+from knnvocab.progress import NoProgress, Progress
 from knnvocab.types import Instances
 from knnvocab.workspace import Workspace
 

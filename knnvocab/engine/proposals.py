@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +23,8 @@ from knnvocab.imageio import load_label_png
 from knnvocab.types import ImageArray, Instances
 
 ProposalMap = npt.NDArray[np.int32]
+#: an image file (None: no file) -> its ground-truth instances in a labelled dataset
+GroundTruthLookup = Callable[[Path | None], Instances]
 
 
 class ProposalSource(Protocol):
@@ -152,7 +155,7 @@ class GroundTruth:
 
     name = "gt"
 
-    def __init__(self, lookup: Callable[[Path | None], Instances]) -> None:
+    def __init__(self, lookup: GroundTruthLookup) -> None:
         self.lookup = lookup
 
     def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap:
@@ -163,28 +166,67 @@ class GroundTruth:
         return from_masks(instances.masks[keep])
 
 
+@dataclass(frozen=True)
+class ProposalOptions:
+    """What a proposal builder may use: SLIC's parameters and, for ``gt``, the lookup of
+    an image's ground-truth instances in a labelled dataset."""
+
+    n_segments: int = 128
+    compactness: float = 10.0
+    ground_truth: GroundTruthLookup | None = None
+
+
+#: builds a proposal source from the text after ``NAME:`` in the spec (None without a
+#: colon) and the options
+ProposalBuilder = Callable[[str | None, ProposalOptions], ProposalSource]
+
+
+def _no_argument(name: str, argument: str | None) -> None:
+    if argument is not None:
+        raise ConfigError(f"{name} proposals take no argument (got {name}:{argument})")
+
+
+def _slic(argument: str | None, options: ProposalOptions) -> ProposalSource:
+    """SLIC superpixels (scikit-image); --n-segments, --compactness"""
+    _no_argument("slic", argument)
+    return Slic(options.n_segments, options.compactness)
+
+
+def _masks(argument: str | None, options: ProposalOptions) -> ProposalSource:
+    """your own masks (e.g. SAM), as masks:DIR: DIR/<stem>.png id maps (0 = none) or
+    DIR/<stem>.json COCO RLE lists"""
+    if argument is None:
+        raise ConfigError("masks proposals need a folder: masks:DIR")
+    return MaskFolder(Path(argument).expanduser())
+
+
+def _gt(argument: str | None, options: ProposalOptions) -> ProposalSource:
+    """ground-truth masks of a labelled dataset (the oracle, for evaluation)"""
+    _no_argument("gt", argument)
+    if options.ground_truth is None:
+        raise ConfigError("gt proposals need a labelled dataset (--dataset PATH --format F)")
+    return GroundTruth(options.ground_truth)
+
+
+#: proposal method (the part of a spec before any ``:``) -> builder
+PROPOSALS: dict[str, ProposalBuilder] = {"slic": _slic, "masks": _masks, "gt": _gt}
+
+
 def list_proposals() -> dict[str, str]:
-    return {
-        "slic": "SLIC superpixels (scikit-image); --n-segments, --compactness",
-        "masks:DIR": "your own masks (e.g. SAM): DIR/<stem>.png id maps (0 = none) or "
-        "DIR/<stem>.json COCO RLE lists",
-        "gt": "ground-truth masks of a labelled dataset (the oracle, for evaluation)",
-    }
+    """Proposal method -> one-line description, sorted by name."""
+    return {name: " ".join((PROPOSALS[name].__doc__ or "").split()) for name in sorted(PROPOSALS)}
 
 
 def make_proposals(
     spec: str,
     n_segments: int = 128,
     compactness: float = 10.0,
-    ground_truth: Callable[[Path | None], Instances] | None = None,
+    ground_truth: GroundTruthLookup | None = None,
 ) -> ProposalSource:
     """The proposal source named by ``spec`` (``slic``, ``masks:DIR`` or ``gt``)."""
-    if spec == "slic":
-        return Slic(n_segments, compactness)
-    if spec.startswith("masks:"):
-        return MaskFolder(Path(spec.removeprefix("masks:")).expanduser())
-    if spec == "gt":
-        if ground_truth is None:
-            raise ConfigError("gt proposals need a labelled dataset (--dataset PATH --format F)")
-        return GroundTruth(ground_truth)
-    raise ConfigError(f"unknown proposals {spec!r} (known: {', '.join(list_proposals())})")
+    name, colon, argument = spec.partition(":")
+    build = PROPOSALS.get(name)
+    if build is None:
+        raise ConfigError(f"unknown proposals {spec!r} (known: {', '.join(PROPOSALS)})")
+    options = ProposalOptions(n_segments, compactness, ground_truth)
+    return build(argument if colon else None, options)

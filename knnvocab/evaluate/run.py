@@ -16,7 +16,7 @@ from knnvocab.engine.params import SegmentParams
 from knnvocab.engine.result import Segmentation
 from knnvocab.evaluate.metrics import Convention, SemanticConfusion, SemanticResult
 from knnvocab.evaluate.panoptic import PanopticAccumulator, PanopticMap, PanopticResult, Segment
-from knnvocab.ingest.types import NoProgress, Progress
+from knnvocab.progress import NoProgress, Progress
 from knnvocab.types import Instances
 from knnvocab.workspace import Workspace
 
