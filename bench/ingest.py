@@ -60,7 +60,14 @@ def full_ingest(ws_home: Path, ws: Workspace, spec: EncoderSpec, data: Path, bat
     with Workspace(settings) as fresh:
         fresh._encoders = ws._encoders  # the same loaded model: model loading is not timed
         start = time.perf_counter()
-        summary = ingest(fresh, "bench", data, IngestOptions("index-masks", batch_size=batch), spec)
+        summary = ingest(
+            fresh,
+            "bench",
+            data,
+            IngestOptions("index-masks", batch_size=batch),
+            spec,
+            actor="bench",
+        )
         elapsed = time.perf_counter() - start
     if summary.total_added == 0:
         raise SystemExit("ingest added nothing: the benchmark dataset is wrong")

@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from knnvocab.store.base import PointFilter, StoredPoint, point_id
 from knnvocab.store.edge import EdgeStore
+from knnvocab.store.payload import PointPayload
 
 COLLECTION = "bench_knn"
 DOMAINS, CLASSES, SUPERCLASSES, VERSIONS, RANK = 10, 100, 10, 5, 32
@@ -165,20 +165,20 @@ def brute_force(corpus: Corpus, queries: np.ndarray, k: int) -> tuple[np.ndarray
 def stored_point(corpus: Corpus, row: int) -> StoredPoint:
     domain, cls = f"d{corpus.domain[row]}", int(corpus.class_id[row])
     added = int(corpus.added_in[row])
-    payload: dict[str, Any] = {
-        "domain": domain,
-        "class_id": cls,
-        "label": f"class{cls}",
-        "added_in": added,
-        "dataset": "synthetic",
-        "run_id": f"run{added}",
-        "image": f"img{row // 8}",
-        "instance": str(row),
-        "area": 500 + row % 5000,
-    }
-    if corpus.removed_in[row] != LIVE:
-        payload["removed_in"] = int(corpus.removed_in[row])
-    pid = point_id(domain, "synthetic", payload["image"], payload["instance"], "bench")
+    removed = int(corpus.removed_in[row])
+    payload = PointPayload(
+        domain=domain,
+        class_id=cls,
+        label=f"class{cls}",
+        added_in=added,
+        dataset="synthetic",
+        run_id=f"run{added}",
+        image=f"img{row // 8}",
+        instance=str(row),
+        area=500 + row % 5000,
+        removed_in=None if removed == LIVE else removed,
+    )
+    pid = point_id(domain, "synthetic", payload.image, payload.instance, "bench")
     return StoredPoint(pid, corpus.vectors[row], payload)
 
 
@@ -215,7 +215,7 @@ def store_search(store: EdgeStore, queries: np.ndarray, k: int, exact: bool = Fa
     hits = store.search(COLLECTION, flt, queries, k, exact=exact)
     rows = np.full((len(queries), k), -1, np.int64)
     for i, found in enumerate(hits):
-        rows[i, : len(found)] = [int(h.payload["instance"]) for h in found]
+        rows[i, : len(found)] = [int(h.payload.instance) for h in found]
     return rows
 
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def pad_domain(ws: Workspace, collection: str, domain: str, n: int) -> None:
             StoredPoint(
                 point_id(domain, "padding", f"pad{start + j}", "x", collection),
                 vec,
-                {**real[i].payload, "dataset": "padding", "image": f"pad{start + j}"},
+                replace(real[i].payload, dataset="padding", image=f"pad{start + j}"),
             )
             for j, (i, vec) in enumerate(zip(picks, noisy, strict=True))
         ]
@@ -93,7 +94,7 @@ def main() -> None:
         )
         with Workspace(settings) as ws:
             data = replicated_voc(root / "data", args.copies)
-            ingest(ws, "bench", data, IngestOptions("index-masks"), spec)
+            ingest(ws, "bench", data, IngestOptions("index-masks"), spec, actor="bench")
             collection = ws.encoder(spec).info.collection
             pad_domain(ws, collection, "bench", args.extra_points)
             stored = ws.store.count(collection, PointFilter("bench"))

@@ -22,6 +22,7 @@ def start_run(
     user: str,
     params: dict[str, Any],
     images_total: int,
+    run_id: str | None = None,
 ) -> IngestRun:
     # an earlier run of this version that is still "running" was killed
     session.execute(
@@ -30,7 +31,7 @@ def start_run(
         .values(status="interrupted", ended_at=utcnow())
     )
     run = IngestRun(
-        id=str(uuid.uuid4()),
+        id=run_id or str(uuid.uuid4()),
         version_id=version.id,
         dataset_id=dataset_id,
         encoder_id=encoder_id,

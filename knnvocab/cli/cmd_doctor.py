@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import out, print_json, workspace
+from knnvocab.cli.output import out, print_json, user, workspace
 
 if TYPE_CHECKING:
     from knnvocab.lifecycle import DoctorReport
@@ -27,7 +27,7 @@ def doctor(
     from knnvocab.lifecycle import doctor as run
 
     with workspace() as ws:
-        report = run(ws, domain, repair)
+        report = run(ws, domain, repair, actor=user())
     if json_:
         print_json(report.to_json())
     else:

@@ -16,7 +16,7 @@ from knnvocab.cli.cmd_ingest import (
     UntrainedOpt,
     encoder_options,
 )
-from knnvocab.cli.output import out, print_json, when, workspace
+from knnvocab.cli.output import out, print_json, user, when, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Domains (tenants): create, list, show, delete.")
 
@@ -61,7 +61,7 @@ def create(
 
     spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
     with workspace() as ws:
-        info = new_domain(ws, name, description, spec)
+        info = new_domain(ws, name, description, spec, actor=user())
     if json_:
         print_json(info.to_json())
         return
@@ -127,7 +127,7 @@ def delete(
                 f"{sum(info.classes.values())} classes and all its points for good; "
                 "pass --yes to confirm"
             )
-        info = delete_domain(ws, name, message)
+        info = delete_domain(ws, name, message, actor=user())
     if json_:
         print_json({"deleted": info.to_json()})
     else:

@@ -238,6 +238,7 @@ def continual(
                 held_out,
                 params,
                 BarProgress("continual", "stages", "instances"),
+                actor=settings.user,
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "continual.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import BarProgress, err, out, print_json, workspace
+from knnvocab.cli.output import BarProgress, err, out, print_json, user, workspace
 from knnvocab.errors import ConfigError
 
 
@@ -134,7 +134,8 @@ def ingest(
         templates=load_templates(templates) if templates is not None else None,
     )
     with workspace() as ws:
-        summary = run_ingest(ws, domain, path, options, spec, BarProgress(f"ingest {domain}"))
+        bar = BarProgress(f"ingest {domain}")
+        summary = run_ingest(ws, domain, path, options, spec, bar, actor=user())
     if json_:
         print_json(summary.to_json())
         return

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnvocab.cli.output import err, out, print_json, when, workspace
+from knnvocab.cli.output import err, out, print_json, user, when, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Vocabulary versions of a domain: history, state.")
 
@@ -205,7 +205,7 @@ def rollback(domain: DomainArg) -> None:
     from knnvocab.lifecycle import rollback_pending
 
     with workspace() as ws:
-        number = rollback_pending(ws, domain)
+        number = rollback_pending(ws, domain, actor=user())
     out.print(f"rolled back pending version {number} of {domain}")
 
 
@@ -237,7 +237,7 @@ def retire(
     from knnvocab.lifecycle import retire as run
 
     with workspace() as ws:
-        result = run(ws, domain, name, message)
+        result = run(ws, domain, name, message, actor=user())
     _report(result, "retired", json_)
 
 
@@ -250,7 +250,7 @@ def restore(
     from knnvocab.lifecycle import restore as run
 
     with workspace() as ws:
-        result = run(ws, domain, name, message)
+        result = run(ws, domain, name, message, actor=user())
     _report(result, "restored", json_)
 
 
@@ -281,5 +281,7 @@ def purge(
                 f"{domain!r} for good (versions no longer reproducible: {versions}); "
                 "pass --yes to confirm"
             )
-        result = run(ws, domain, class_name=class_name, dataset=dataset, message=message)
+        result = run(
+            ws, domain, actor=user(), class_name=class_name, dataset=dataset, message=message
+        )
     _report(result, "purged", json_)

@@ -44,9 +44,7 @@ class Segmenter:
             classes = live_classes(s, v)
             self.reproducible = v.reproducible
             self.prompts = version_prompts(v)  # the version's own, never today's defaults
-            if row.encoder is None:
-                raise NotFoundError(f"domain {domain!r} has no encoder yet")
-            encoder_row = row.encoder
+            encoder_row = v.encoder  # the version's: time travel crosses encoder changes
         if not classes:
             raise NotFoundError(f"domain {domain!r} has no classes at version {v.number}")
         self.domain, self.version = domain, v.number
@@ -145,12 +143,12 @@ class Segmenter:
             point_id=hit.id,
             similarity=hit.score,
             weight=weight,
-            class_id=int(p.get("class_id", -1)),
-            label=str(p.get("label", "")),
-            dataset=str(p.get("dataset", "")),
-            image=str(p.get("image", "")),
-            instance=str(p.get("instance", "")),
-            added_in=int(p.get("added_in", 0)),
+            class_id=p.class_id,
+            label=p.label,
+            dataset=p.dataset,
+            image=p.image,
+            instance=p.instance,
+            added_in=p.added_in,
         )
 
 

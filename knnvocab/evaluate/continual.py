@@ -25,7 +25,7 @@ from knnvocab.engine.params import SegmentParams
 from knnvocab.errors import ConfigError
 from knnvocab.evaluate.run import Scorer
 from knnvocab.ingest import IngestOptions, ingest
-from knnvocab.ingest.types import NoProgress, Progress
+from knnvocab.progress import NoProgress, Progress
 from knnvocab.workspace import Workspace
 
 
@@ -146,8 +146,11 @@ def run_continual(
     held_out: float = 0.25,
     params: SegmentParams | None = None,
     progress: Progress | None = None,
+    *,
+    actor: str,
 ) -> ContinualReport:
-    """Run the protocol in ``domain`` (which must not exist yet) of ``ws``."""
+    """Run the protocol in ``domain`` (which must not exist yet) of ``ws``; its versions
+    are made by ``actor``."""
     params = params or SegmentParams()
     progress = progress or NoProgress()
     train, test = split_images(reader.samples(), held_out, seed)
@@ -162,7 +165,7 @@ def run_continual(
         options = IngestOptions(
             reader.format, classes=names, only_keys=keys, message=f"continual stage {s}/{stages}"
         )
-        summary = ingest(ws, domain, reader, options, encoder)
+        summary = ingest(ws, domain, reader, options, encoder, actor=actor)
         history.append(_score(ws, domain, reader, test, summary.version, params))
         zero = SegmentParams(**{**asdict(params), "zero_shot_only": True})
         zero_history.append(_score(ws, domain, reader, test, summary.version, zero))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from knnvocab.store.base import StoredPoint, point_id
+from knnvocab.store.payload import PointPayload
 from knnvocab.types import LabelledImage
 
 if TYPE_CHECKING:
@@ -113,17 +114,17 @@ def embed_samples(
                 StoredPoint(
                     id=pid,
                     vector=np.asarray(vectors[row], np.float32),
-                    payload={
-                        "domain": context.domain,
-                        "class_id": target.class_id,
-                        "label": target.label,
-                        "added_in": context.version,
-                        "dataset": context.dataset,
-                        "run_id": context.run_id,
-                        "image": sample.key,
-                        "instance": instance,
-                        "area": int(areas[j]),
-                    },
+                    payload=PointPayload(
+                        domain=context.domain,
+                        class_id=target.class_id,
+                        label=target.label,
+                        added_in=context.version,
+                        dataset=context.dataset,
+                        run_id=context.run_id,
+                        image=sample.key,
+                        instance=instance,
+                        area=int(areas[j]),
+                    ),
                 )
             )
     return points

@@ -7,76 +7,37 @@ inserts never overwrite, so a resumed ingest adds no duplicates.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from knnvocab.catalog import audit
-from knnvocab.catalog.classes import domain_classes, ensure_classes
-from knnvocab.catalog.domains import (
-    bind_encoder,
-    check_domain_name,
-    create_domain,
-    describe_encoder,
-    ensure_encoder,
-    find_domain,
-)
+from knnvocab.catalog.classes import domain_classes
+from knnvocab.catalog.domains import check_domain_name, describe_encoder, find_domain
 from knnvocab.catalog.models import Dataset, Domain, VocabVersion
-from knnvocab.catalog.runs import checkpoint, images_done_before, start_run
-from knnvocab.catalog.versions import (
-    begin_version,
-    busy_message,
-    pending_version,
-    version_prompts,
-)
+from knnvocab.catalog.runs import checkpoint, finish_run
+from knnvocab.catalog.versions import ClassChange, busy_message, pending_version
+from knnvocab.changes import Change, Opening, versioned_change
 from knnvocab.datasets import open_dataset
-from knnvocab.datasets.base import DatasetReader, SampleRef
+from knnvocab.datasets.base import DatasetReader
 from knnvocab.embed.prompts import PromptSet
 from knnvocab.embed.spec import EncoderSpec
-from knnvocab.errors import (
-    ConfigError,
-    DomainBusyError,
-    EncoderMismatchError,
-    StoreBusyError,
-    VersionStateError,
-)
-from knnvocab.ingest.embedding import PointContext, Selection, Target, embed_samples
-from knnvocab.ingest.finish import abort, publish
+from knnvocab.errors import DomainBusyError, EncoderMismatchError
+from knnvocab.ingest.embedding import PointContext, embed_samples
 from knnvocab.ingest.manifest import ContentHasher, manifest_sha256
-from knnvocab.ingest.types import IngestOptions, IngestSummary, NoProgress, Progress
+from knnvocab.ingest.opening import IngestPlan, bind_domain, only, selected_classes
+from knnvocab.ingest.types import IngestOptions, IngestSummary
+from knnvocab.progress import NoProgress, Progress
 from knnvocab.store.base import PointFilter
 from knnvocab.types import LabelledImage
 from knnvocab.workspace import Workspace
 
 if TYPE_CHECKING:
     from knnvocab.embed.openclip import OpenClipEncoder
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Job:
-    """One ingest run's identity, carried between short catalog transactions."""
-
-    domain: str
-    domain_id: int
-    version_id: int
-    number: int
-    run_id: str
-    dataset_id: int
-    dataset: str
-    collection: str
-    selection: Selection
-    start_index: int
-    resumed: bool
-    started: float
 
 
 def ingest(
@@ -86,13 +47,16 @@ def ingest(
     options: IngestOptions,
     encoder: EncoderSpec | None = None,
     progress: Progress | None = None,
+    *,
+    actor: str,
 ) -> IngestSummary:
     """Embed every instance of the dataset at ``path`` (or an open reader) into ``domain``
-    as a new version.
+    as a new version, made by ``actor``.
 
     ``encoder`` is required for a new domain (default: the settings' model and
     pretrained tag); an existing domain uses its own encoder, and a different one is
-    refused. Bad input raises a KnnvocabError naming the file, after rolling back.
+    refused. Bad input raises a KnnvocabError naming the file, after rolling back; an
+    interruption leaves the version pending for ``options.resume``.
     """
     check_domain_name(domain)
     started = time.monotonic()
@@ -106,56 +70,41 @@ def ingest(
             **options.reader_options,
         )
     )
-    refs = _only(reader.samples(), options.only_keys, reader)
-    names = _selected_classes(reader, options.classes)
-    manifest = manifest_sha256(reader, refs)
+    refs = only(reader.samples(), options.only_keys, reader)
+    plan = IngestPlan(
+        reader,
+        refs,
+        selected_classes(reader, options.classes),
+        manifest_sha256(reader, refs),
+        options,
+        actor,
+    )
     _fail_fast_if_busy(ws, domain, options)
     model = _resolve_encoder(ws, domain, encoder)
     ws.store.ensure_collection(model.info.collection, model.dim)
-    job = _begin_waiting(ws, domain, reader, refs, names, manifest, model, options, started)
-    hasher = ContentHasher(reader)
-    try:
-        skipped = _embed_all(
-            ws, job, reader, refs, model, options, hasher, progress or NoProgress()
-        )
-        return publish(ws, job, reader, refs, hasher, skipped)
-    except BaseException as exc:
-        try:
-            abort(ws, job, exc)
-        except Exception as cleanup:
-            log.error(
-                "could not clean up version %s of %r (%s); it stays pending: roll it back "
-                "with `knnvocab vocab rollback %s`",
-                job.number,
-                domain,
-                cleanup,
-                domain,
-            )
-        raise
-
-
-def _only(
-    refs: list[SampleRef], keys: tuple[str, ...] | None, reader: DatasetReader
-) -> list[SampleRef]:
-    if keys is None:
-        return refs
-    unknown = set(keys) - {r.key for r in refs}
-    if unknown:
-        raise ConfigError(f"{reader.root}: no images with keys {sorted(unknown)[:5]}")
-    wanted = set(keys)
-    return [r for r in refs if r.key in wanted]
-
-
-def _selected_classes(reader: DatasetReader, wanted: tuple[str, ...] | None) -> list[str]:
-    if wanted is None:
-        return list(reader.class_names)
-    unknown = [c for c in wanted if c not in reader.class_names]
-    if unknown:
-        raise ConfigError(
-            f"{reader.root}: classes {unknown} are not in the dataset's class list "
-            f"({', '.join(reader.class_names[:30])}{', …' if len(reader.class_names) > 30 else ''})"
-        )
-    return [c for c in reader.class_names if c in wanted]
+    opening = Opening(
+        encoder=bind_domain(ws, domain, model.info, actor, options.resume),
+        message=options.message,
+        params=options.recorded(),
+        prompts=PromptSet(options.templates) if options.templates is not None else None,
+    )
+    wait = options.wait_timeout if options.wait else None
+    with versioned_change(
+        ws,
+        domain,
+        "ingest",
+        actor,
+        opening,
+        prepare=plan.prepare,
+        resume=options.resume,
+        resumable=True,
+        wait=wait,
+    ) as change:
+        change.on_fail.append(_end_run(change))
+        hasher = ContentHasher(reader)
+        skipped = _embed_all(change, plan, model, hasher, progress or NoProgress())
+        summary = _publish(change, plan, hasher, skipped, started)
+    return summary
 
 
 def _fail_fast_if_busy(ws: Workspace, domain: str, options: IngestOptions) -> None:
@@ -187,168 +136,19 @@ def _resolve_encoder(ws: Workspace, domain: str, spec: EncoderSpec | None) -> Op
     return model
 
 
-def _begin_waiting(
-    ws: Workspace,
-    domain: str,
-    reader: DatasetReader,
-    refs: list[SampleRef],
-    names: list[str],
-    manifest: str,
-    model: OpenClipEncoder,
-    options: IngestOptions,
-    started: float,
-) -> Job:
-    """Take the domain's write lock (its store shard, then a pending version); with
-    ``wait`` retry until the other process is done."""
-    deadline = time.monotonic() + options.wait_timeout
-    delay, told, retried = 0.5, False, False
-    while True:
-        try:
-            ws.store.count(model.info.collection, PointFilter(domain=domain))
-            with ws.catalog.session() as s:
-                return _begin(s, ws, domain, reader, refs, names, manifest, model, options, started)
-        except IntegrityError:
-            # another process created the same new domain a moment ago: take it from there
-            if retried:
-                raise
-            retried = True
-        except (DomainBusyError, StoreBusyError) as exc:
-            if not options.wait or time.monotonic() > deadline:
-                raise
-            if not told:  # say once why nothing happens
-                log.warning("waiting (--wait): %s", exc)
-                told = True
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
+def _end_run(change: Change) -> Callable[[Session, str, str], None]:
+    """Ends the ingest's run (its checkpoints' row) with the version."""
 
+    def end(s: Session, state: str, reason: str) -> None:
+        finish_run(s, change.run_id, "interrupted" if state == "interrupted" else "failed", reason)
 
-def _begin(
-    s: Session,
-    ws: Workspace,
-    domain_name: str,
-    reader: DatasetReader,
-    refs: list[SampleRef],
-    names: list[str],
-    manifest: str,
-    model: OpenClipEncoder,
-    options: IngestOptions,
-    started: float,
-) -> Job:
-    user = ws.settings.user
-    domain = find_domain(s, domain_name) or create_domain(s, domain_name, user)
-    encoder_row = ensure_encoder(s, model.info)
-    bind_encoder(domain, encoder_row)
-    dataset_name = options.dataset_name or reader.root.name
-    if options.resume:
-        version, dataset = _pending_to_resume(s, domain, reader, manifest, options.templates)
-    else:
-        dataset = Dataset(
-            domain_id=domain.id,
-            name=dataset_name,
-            format=reader.format,
-            source=str(reader.root),
-            manifest_sha256=manifest,
-            file_counts={"images": len(refs)},
-            options=reader.options(),
-            class_names=list(reader.class_names),
-        )
-        s.add(dataset)
-        s.flush()
-        version = begin_version(
-            s,
-            domain,
-            "ingest",
-            encoder_row,
-            user,
-            message=options.message,
-            dataset_id=dataset.id,
-            params=options.recorded(),
-            prompts=PromptSet(options.templates) if options.templates is not None else None,
-        )
-    start_index = images_done_before(s, version) if options.resume else 0
-    run = start_run(
-        s, version, dataset.id, encoder_row.id, user, options.recorded(), images_total=len(refs)
-    )
-    if options.resume:
-        audit.record(
-            s,
-            "ingest.resume",
-            user,
-            domain=domain.name,
-            version=version.number,
-            detail={"run": run.id, "from_image": start_index},
-        )
-    return Job(
-        domain=domain.name,
-        domain_id=domain.id,
-        version_id=version.id,
-        number=version.number,
-        run_id=run.id,
-        dataset_id=dataset.id,
-        dataset=dataset.name,
-        collection=model.info.collection,
-        selection=_selection(s, domain, reader, names, version, options.min_area),
-        start_index=start_index,
-        resumed=options.resume,
-        started=started,
-    )
-
-
-def _pending_to_resume(
-    s: Session,
-    domain: Domain,
-    reader: DatasetReader,
-    manifest: str,
-    templates: tuple[str, ...] | None,
-) -> tuple[VocabVersion, Dataset]:
-    version = pending_version(s, domain)
-    if version is None or version.operation != "ingest" or version.dataset is None:
-        raise VersionStateError(f"domain {domain.name!r} has no pending ingest to resume")
-    dataset = version.dataset
-    if dataset.manifest_sha256 != manifest or dataset.format != reader.format:
-        raise ConfigError(
-            f"{reader.root}: not the dataset pending version {version.number} was started on "
-            f"({dataset.format} at {dataset.source}, or its files changed since); roll it back "
-            f"with `knnvocab vocab rollback {domain.name}`"
-        )
-    if templates is not None and tuple(templates) != tuple(version.templates):
-        raise ConfigError(
-            f"pending version {version.number} of {domain.name!r} was started with other "
-            "prompt templates; resume without --templates, or roll it back with "
-            f"`knnvocab vocab rollback {domain.name}`"
-        )
-    return version, dataset
-
-
-def _selection(
-    s: Session,
-    domain: Domain,
-    reader: DatasetReader,
-    names: list[str],
-    version: VocabVersion,
-    min_area: int,
-) -> Selection:
-    classes = ensure_classes(s, domain, names, version.number, version_prompts(version))
-    retired = {n for n, c in domain_classes(s, domain).items() if c.removed_in is not None}
-    targets: dict[int, Target] = {}
-    skipped: dict[int, str] = {}
-    for index, name in enumerate(reader.class_names):
-        if name in retired:
-            skipped[index] = "retired class"
-        elif name in classes:
-            targets[index] = Target(classes[name].class_id, name)
-        else:
-            skipped[index] = "not selected"
-    return Selection(targets=targets, skipped_classes=skipped, min_area=min_area)
+    return end
 
 
 def _embed_all(
-    ws: Workspace,
-    job: Job,
-    reader: DatasetReader,
-    refs: list[SampleRef],
+    change: Change,
+    plan: IngestPlan,
     model: OpenClipEncoder,
-    options: IngestOptions,
     hasher: ContentHasher,
     progress: Progress,
 ) -> Counter[str]:
@@ -356,19 +156,25 @@ def _embed_all(
 
     A worker thread reads, hashes and decodes the next batch while the encoder runs.
     """
+    ws, reader, refs, size = change.ws, plan.reader, plan.refs, plan.options.batch_size
     hasher.add(reader.metadata_files())
-    context = PointContext(job.domain, job.dataset, job.number, job.run_id, model.info.fingerprint)
+    context = PointContext(
+        change.domain, plan.dataset, change.number, change.run_id, model.info.fingerprint
+    )
     skipped: Counter[str] = Counter()
-    progress.start(len(refs), job.start_index)
-    starts = list(range(0, len(refs), options.batch_size))
+    progress.start(len(refs), plan.start_index)
+    starts = list(range(0, len(refs), size))
 
     def load(start: int) -> list[LabelledImage]:
-        batch = refs[start : start + options.batch_size]
+        batch = refs[start : start + size]
         for ref in batch:
             hasher.add(ref.files)
-        return [reader.load(r) for i, r in enumerate(batch, start) if i >= job.start_index]
+        return [reader.load(r) for i, r in enumerate(batch, start) if i >= plan.start_index]
 
-    done, instances, last_checkpoint = job.start_index, 0, time.monotonic()
+    def stored(ids: list[str]) -> set[str]:
+        return ws.store.existing(change.collection, change.domain, ids)
+
+    instances, last_checkpoint = 0, time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="knnvocab-read") as reader_thread:
         pending = reader_thread.submit(load, starts[0]) if starts else None
         for n, start in enumerate(starts):
@@ -376,22 +182,75 @@ def _embed_all(
             pending = reader_thread.submit(load, starts[n + 1]) if n + 1 < len(starts) else None
             if not samples:
                 continue
-            points = embed_samples(
-                model,
-                samples,
-                job.selection,
-                context,
-                skipped,
-                lambda ids: ws.store.existing(job.collection, job.domain, ids),
-            )
-            ws.store.insert(job.collection, job.domain, points)
-            done = min(start + options.batch_size, len(refs))
+            points = embed_samples(model, samples, plan.selection, context, skipped, stored)
+            ws.store.insert(change.collection, change.domain, points)
+            done = min(start + size, len(refs))
             instances += len(points)
             progress.advance(len(samples), len(points))
-            if time.monotonic() - last_checkpoint > options.checkpoint_seconds or done == len(refs):
+            due = time.monotonic() - last_checkpoint > plan.options.checkpoint_seconds
+            if due or done == len(refs):
                 ws.store.flush()  # a checkpoint never claims more than is durable
                 with ws.catalog.session() as s:
-                    checkpoint(s, job.run_id, done, instances)
+                    checkpoint(s, change.run_id, done, instances)
                 last_checkpoint = time.monotonic()
     progress.finish()
     return skipped
+
+
+def _publish(
+    change: Change,
+    plan: IngestPlan,
+    hasher: ContentHasher,
+    skipped: Counter[str],
+    started: float,
+) -> IngestSummary:
+    """Count what the version added (from the store itself), then publish it."""
+    ws = change.ws
+    ws.store.flush()
+    ws.store.optimize(change.collection, change.domain)
+    flt = PointFilter(domain=change.domain, added_in=change.number)
+    added = ws.store.counts_by(change.collection, flt, "class_id")
+    with ws.catalog.session() as s:
+        classes = domain_classes(s, s.get_one(Domain, change.domain_id))
+    by_id = {c.class_id: c for c in classes.values()}
+    changes = {by_id[int(cid)].id: ClassChange(added=n) for cid, n in added.items()}
+    targets = {t.label for t in plan.selection.targets.values()}
+    per_class = {name: int(added.get(classes[name].class_id, 0)) for name in sorted(targets)}
+    new = sorted(n for n, c in classes.items() if c.added_in == change.number)
+    summary = IngestSummary(
+        domain=change.domain,
+        version=change.number,
+        dataset=plan.dataset,
+        images=len(plan.refs),
+        instances_added=per_class,
+        classes_added=new,
+        skipped={why: n for why, n in skipped.items() if n},
+        resumed=change.resumed,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    content = hasher.hexdigest()
+
+    def record(s: Session, _domain: Domain, _version: VocabVersion) -> None:
+        dataset = s.get_one(Dataset, plan.dataset_id)
+        dataset.content_sha256 = content
+        dataset.file_counts = {
+            "images": len(plan.refs),
+            "files": len(hasher.files),
+            "bytes": hasher.bytes,
+        }
+        finish_run(
+            s,
+            change.run_id,
+            "succeeded",
+            images_done=len(plan.refs),
+            instances_done=summary.total_added,
+        )
+
+    detail = {
+        "dataset": plan.dataset,
+        "content_sha256": content,
+        "classes_added": new,
+        "instances_added": summary.total_added,
+    }
+    change.publish(changes, summary.to_json(), detail, then=record)
+    return summary

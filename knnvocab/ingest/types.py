@@ -1,9 +1,9 @@
-"""Options, progress reporting and the result of an ingest."""
+"""Options and the result of an ingest."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from knnvocab.embed.prompts import PromptSet
 
@@ -61,27 +61,6 @@ class IngestOptions:
         data["only_keys"] = list(self.only_keys) if self.only_keys is not None else None
         data["reader_options"] = {k: str(v) for k, v in self.reader_options.items()}
         return data
-
-
-class Progress(Protocol):
-    """Receives progress of a long operation (the CLI draws a bar)."""
-
-    def start(self, total: int, done: int) -> None: ...
-
-    def advance(self, images: int, instances: int) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, total: int, done: int) -> None:
-        pass
-
-    def advance(self, images: int, instances: int) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from sqlalchemy import select
 
 from knnvocab.catalog.domains import get_domain, list_domains
 from knnvocab.catalog.models import Encoder
-from knnvocab.errors import StoreBusyError, StoreIdentityError
+from knnvocab.catalog.versions import list_versions
+from knnvocab.errors import ConfigError, StoreBusyError, StoreIdentityError
 from knnvocab.lifecycle.consistency_checks import (
     Context,
     Doctor,
@@ -64,11 +65,16 @@ class DoctorReport:
         }
 
 
-def doctor(ws: Workspace, domain: str | None = None, repair: bool = False) -> DoctorReport:
-    """Check ``domain`` (None: every domain, and the store for unknown domains)."""
+def doctor(
+    ws: Workspace, domain: str | None = None, repair: bool = False, *, actor: str | None = None
+) -> DoctorReport:
+    """Check ``domain`` (None: every domain, and the store for unknown domains); with
+    ``repair``, fix what can be fixed, audited under ``actor`` (required then)."""
+    if repair and not actor:
+        raise ConfigError("doctor --repair needs an actor: who is repairing")
     with ws.catalog.session() as s:
         names = [get_domain(s, domain).name] if domain else [d.name for d in list_domains(s)]
-    doc = Doctor(ws, repair)
+    doc = Doctor(ws, repair, actor or "")
     for name in names:
         check_domain(doc, name)
     if domain is None:
@@ -90,7 +96,7 @@ def check_domain(doc: Doctor, name: str) -> None:
                 action="roll it back",
                 version=ctx.pending,
             ),
-            lambda: _rollback(doc.ws, name, ctx),
+            lambda: _rollback(doc.ws, name, ctx, doc.actor),
         )
         if doc.repair:
             ctx = load_context(doc.ws, name)
@@ -105,24 +111,22 @@ def check_domain(doc: Doctor, name: str) -> None:
                 problem=False,
             )
         )
-    if ctx.collection is None:
-        return
-    try:
-        doc.ws.store.count(ctx.collection, PointFilter(name))
-    except StoreBusyError as exc:
-        doc.found(Finding(name, "store-busy", f"not checked: {exc}"))
-        return
-    store_checks(doc, ctx, ctx.collection)
+    for collection in ctx.all_collections():
+        try:
+            doc.ws.store.count(collection, PointFilter(name))
+        except StoreBusyError as exc:
+            doc.found(Finding(name, "store-busy", f"not checked: {exc}"))
+            return
+        store_checks(doc, ctx, collection)
 
 
 def _store_recognised(doc: Doctor, ctx: Context) -> bool:
     """Whether the domain's collection is the one the catalog recorded; if not (a wrong
     setting), report it and check nothing else: repairing a good catalog against the
     wrong store would damage its history."""
-    if ctx.collection is None:
-        return True
     try:
-        doc.ws.store.check(ctx.collection)
+        for collection in ctx.all_collections():
+            doc.ws.store.check(collection)
     except StoreIdentityError as exc:
         doc.found(Finding(ctx.domain, f"store-{exc.kind}", f"not checked: {exc}"))
         return False
@@ -132,8 +136,8 @@ def _store_recognised(doc: Doctor, ctx: Context) -> bool:
     return True
 
 
-def _rollback(ws: Workspace, name: str, ctx: Context) -> None:
-    rollback_pending(ws, name, reason=f"doctor: {ctx.pending_reason}")
+def _rollback(ws: Workspace, name: str, ctx: Context, actor: str) -> None:
+    rollback_pending(ws, name, actor=actor, reason=f"doctor: {ctx.pending_reason}")
 
 
 def _bound(ws: Workspace) -> dict[str, set[str]]:
@@ -145,6 +149,8 @@ def _bound(ws: Workspace) -> dict[str, set[str]]:
         for d in list_domains(s):
             if d.encoder is not None:
                 bound[d.encoder.collection].add(d.name)
+            for v in list_versions(s, d):
+                bound.setdefault(v.encoder.collection, set()).add(d.name)
     return bound
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from knnvocab.catalog import audit
 from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
+from knnvocab.catalog.models import Domain, VocabVersion
 from knnvocab.catalog.versions import list_versions, pending_version, snapshot
 from knnvocab.lifecycle.common import mark_not_reproducible
 from knnvocab.lifecycle.repair import publish_repair
@@ -27,6 +28,8 @@ class Context:
     """What the catalog says about one domain, read once per check pass.
 
     ``counts``: per published version, instances per class id (as recorded).
+    ``collections``: per version, the collection of the encoder it was read with;
+    ``collection`` is the head's (or the domain's, before its first version).
     ``classes``: class ids a point may carry (not purged) -> name; ``names``: every class.
     """
 
@@ -43,6 +46,15 @@ class Context:
     classes: dict[int, str]
     names: dict[int, str]
     counts: dict[int, dict[int, int]]
+    collections: dict[int, str] = field(default_factory=dict)
+
+    def collection_of(self, version: int) -> str | None:
+        return self.collections.get(version, self.collection)
+
+    def all_collections(self) -> list[str]:
+        """Every collection the domain's versions were read with."""
+        found = set(self.collections.values())
+        return sorted(found | {self.collection} if self.collection else found)
 
 
 @dataclass(frozen=True)
@@ -70,9 +82,10 @@ class Finding:
 class Doctor:
     """Collects findings; with ``repair`` runs each fix and records it in the audit log."""
 
-    def __init__(self, ws: Workspace, repair: bool) -> None:
+    def __init__(self, ws: Workspace, repair: bool, actor: str) -> None:
         self.ws = ws
         self.repair = repair
+        self.actor = actor
         self.findings: list[Finding] = []
 
     def found(self, finding: Finding, fix: Callable[[], None] | None = None) -> None:
@@ -84,7 +97,7 @@ class Doctor:
                 audit.record(
                     s,
                     "doctor.repair",
-                    self.ws.settings.user,
+                    self.actor,
                     domain=finding.domain,
                     version=finding.version,
                     detail={
@@ -116,7 +129,8 @@ def load_context(ws: Workspace, name: str) -> Context:
         return Context(
             domain=name,
             domain_id=row.id,
-            collection=row.encoder.collection if row.encoder else None,
+            collection=_head_collection(row, versions),
+            collections={v.number: v.encoder.collection for v in versions},
             head=row.head_version,
             states={v.number: v.state for v in versions},
             reproducible={v.number: v.reproducible for v in versions},
@@ -132,6 +146,13 @@ def load_context(ws: Workspace, name: str) -> Context:
             names={c.class_id: c.name for c in everything},
             counts=counts,
         )
+
+
+def _head_collection(row: Domain, versions: list[VocabVersion]) -> str | None:
+    head = next((v for v in versions if v.number == row.head_version), None)
+    if head is not None:
+        return head.encoder.collection
+    return row.encoder.collection if row.encoder else None
 
 
 def _good(ctx: Context, version: int) -> bool:
@@ -155,7 +176,7 @@ def _delete(ws: Workspace, collection: str, flt: PointFilter) -> Callable[[], No
 
 
 def _clear(ws: Workspace, collection: str, flt: PointFilter) -> Callable[[], None]:
-    return lambda: ws.store.clear_field(collection, flt, "removed_in")
+    return lambda: ws.store.set_removed_in(collection, flt, None)
 
 
 def check_present(doc: Doctor, ctx: Context, collection: str) -> bool:
@@ -163,7 +184,11 @@ def check_present(doc: Doctor, ctx: Context, collection: str) -> bool:
     missing (a wrong or restored-from-elsewhere store), not a loss: reported, never
     repaired, and the other checks are skipped."""
     expected = sum(ctx.counts.get(ctx.head, {}).values())
-    if expected == 0 or doc.ws.store.count(collection, PointFilter(ctx.domain)) > 0:
+    if (
+        collection != ctx.collection
+        or expected == 0
+        or doc.ws.store.count(collection, PointFilter(ctx.domain)) > 0
+    ):
         return True
     doc.found(
         Finding(
@@ -255,6 +280,8 @@ def check_classes(doc: Doctor, ctx: Context, collection: str) -> None:
 def check_counts(doc: Doctor, ctx: Context, collection: str) -> None:
     """Per published version and class: the catalog's count against the visible points."""
     for version, recorded in sorted(ctx.counts.items()):
+        if ctx.collection_of(version) != collection:
+            continue  # read with another encoder: checked against its own collection
         flt = PointFilter(ctx.domain, visible_at=version)
         stored = {int(c): n for c, n in doc.ws.store.counts_by(collection, flt, "class_id").items()}
         missing = {c: n - stored.get(c, 0) for c, n in recorded.items() if n > stored.get(c, 0)}
@@ -291,7 +318,7 @@ def _report_missing(doc: Doctor, ctx: Context, version: int, lost: dict[str, int
     def fix() -> None:
         mark_not_reproducible(doc.ws, ctx.domain_id, [version])
         if repair:
-            publish_repair(doc.ws, ctx.domain, lost)
+            publish_repair(doc.ws, ctx.domain, lost, actor=doc.actor)
 
     doc.found(
         Finding(

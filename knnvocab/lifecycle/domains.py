@@ -22,7 +22,7 @@ from knnvocab.catalog.domains import (
     list_domains,
 )
 from knnvocab.catalog.models import Dataset, Domain, VocabClass, VocabVersion
-from knnvocab.catalog.versions import get_version, pending_version, snapshot
+from knnvocab.catalog.versions import get_version, list_versions, pending_version, snapshot
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import ConfigError, DomainBusyError
 from knnvocab.lifecycle.rollback import liveness
@@ -99,7 +99,12 @@ def _info(s: Session, domain: Domain) -> DomainInfo:
 
 
 def new_domain(
-    ws: Workspace, name: str, description: str = "", encoder: EncoderSpec | None = None
+    ws: Workspace,
+    name: str,
+    description: str = "",
+    encoder: EncoderSpec | None = None,
+    *,
+    actor: str,
 ) -> DomainInfo:
     """Create an empty domain, bound to ``encoder`` if given (else its first ingest binds
     it). Loading the encoder records its fingerprint and creates its collection."""
@@ -112,7 +117,7 @@ def new_domain(
         ws.store.ensure_collection(model.info.collection, model.dim)
     with ws.catalog.session() as s:
         row = ensure_encoder(s, model.info) if model is not None else None
-        domain = create_domain(s, name, ws.settings.user, description, encoder=row)
+        domain = create_domain(s, name, actor, description, encoder=row)
         return _info(s, domain)
 
 
@@ -128,7 +133,7 @@ def domain_info(ws: Workspace, name: str) -> DomainInfo:
         return _info(s, get_domain(s, name))
 
 
-def delete_domain(ws: Workspace, name: str, reason: str = "") -> DomainInfo:
+def delete_domain(ws: Workspace, name: str, reason: str = "", *, actor: str) -> DomainInfo:
     """Delete ``name`` for good: its points (and shard), then its catalog rows. The audit
     log keeps a ``domain.delete`` tombstone with what was deleted. Refused while a live
     process holds a pending version; a dead pending version is deleted with the rest."""
@@ -143,17 +148,18 @@ def delete_domain(ws: Workspace, name: str, reason: str = "") -> DomainInfo:
                     f"({pending.operation}, {life.reason}); wait for it to finish"
                 )
         info = _info(s, row)
-        collection = row.encoder.collection if row.encoder else None
+        collections = {v.encoder.collection for v in list_versions(s, row)}
+        collections |= {row.encoder.collection} if row.encoder else set()
     points = 0
-    if collection is not None:
-        points = ws.store.count(collection, PointFilter(name))
+    for collection in sorted(collections):  # every encoder its versions were read with
+        points += ws.store.count(collection, PointFilter(name))
         ws.store.drop_domain(collection, name)
     with ws.catalog.session() as s:
         row = get_domain(s, name)
         audit.record(
             s,
             "domain.delete",
-            ws.settings.user,
+            actor,
             domain=name,
             detail={
                 "points": points,

@@ -7,6 +7,7 @@ the audit log keeps a tombstone (what, how many, who, when, why). A purge cannot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -17,18 +18,14 @@ from knnvocab.catalog import audit
 from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import Dataset, Domain, VocabClass, VocabVersion
-from knnvocab.catalog.versions import ClassChange, publish_version
+from knnvocab.catalog.versions import ClassChange
+from knnvocab.changes import Change, Opening, head_encoder, versioned_change
 from knnvocab.errors import ConfigError, NotFoundError, StoreError, VersionStateError
 from knnvocab.lifecycle.common import (
     LifecycleResult,
-    Operation,
-    begin_operation,
-    fail_operation,
     find_class,
     head_state,
-    load,
     mark_not_reproducible,
-    open_shard,
     store_shortfall,
 )
 from knnvocab.store.base import PointFilter, VectorStore
@@ -129,9 +126,10 @@ def plan_purge(
     ws: Workspace, domain: str, *, class_name: str | None = None, dataset: str | None = None
 ) -> PurgePlan:
     """What `purge` would delete, without changing anything (the confirmation prompt)."""
-    collection = open_shard(ws, domain)
     with ws.catalog.session() as s:
-        target = _resolve(s, get_domain(s, domain), class_name, dataset)
+        row = get_domain(s, domain)
+        collection = head_encoder(s, row).collection
+        target = _resolve(s, row, class_name, dataset)
     return _plan(ws.store, collection, target)
 
 
@@ -139,6 +137,7 @@ def purge(
     ws: Workspace,
     domain: str,
     *,
+    actor: str,
     class_name: str | None = None,
     dataset: str | None = None,
     message: str = "",
@@ -149,48 +148,51 @@ def purge(
     If the store fails half-way the version is left failed and a StoreError says so; run
     the purge again (or `knnvocab doctor`) for what remains.
     """
-    open_shard(ws, domain)
     what = {"class": class_name} if class_name is not None else {"dataset": dataset}
-    with ws.catalog.session() as s:
-        row = get_domain(s, domain)
-        op = begin_operation(s, ws, row, "purge", message, {k: str(v) for k, v in what.items()})
-        target = _resolve(s, row, class_name, dataset)
+    params = {k: str(v) for k, v in what.items()}
+    opening = Opening(message=message, params=params, undoable=False)
+    targets: list[PurgeTarget] = []
+
+    def resolve(s: Session, row: Domain, _version: VocabVersion, _run: str) -> None:
+        targets.append(_resolve(s, row, class_name, dataset))
+
+    deleting = False
     try:
-        plan = _plan(ws.store, op.collection, target)
-        # before anything is deleted: these versions will lose points they showed
-        mark_not_reproducible(ws, op.domain_id, plan.versions_not_reproducible)
-    except BaseException as exc:
-        fail_operation(ws, op, exc, lambda: None)
-        raise
-    try:
-        ws.store.delete(op.collection, target.flt)
-        ws.store.flush()
-        return _publish(ws, op, target, plan, message)
-    except BaseException as exc:
-        _fail_half_way(ws, op, plan, exc, message)
-        if not isinstance(exc, Exception):
+        with versioned_change(ws, domain, "purge", actor, opening, prepare=resolve) as change:
+            (target,) = targets
+            plan = _plan(ws.store, change.collection, target)
+            # before anything is deleted: these versions will lose points they showed
+            mark_not_reproducible(ws, change.domain_id, plan.versions_not_reproducible)
+            change.on_fail.append(_partial(change, plan, message))
+            deleting = True
+            ws.store.delete(change.collection, target.flt)
+            ws.store.flush()
+            result = _publish(change, target, plan, message)
+    except Exception as exc:
+        if not deleting:
             raise
         raise StoreError(
-            f"purge of {target.what} {target.name!r} from {domain!r} failed after it started "
-            f"deleting points ({type(exc).__name__}: {exc}); some may be gone: version "
-            f"{op.number} is marked failed — run the purge again to finish it"
+            f"purge of {targets[0].what} {targets[0].name!r} from {domain!r} failed after it "
+            f"started deleting points ({type(exc).__name__}: {exc}); some may be gone: "
+            f"version {change.number} is marked failed — run the purge again to finish it"
         ) from None
+    return result
 
 
-def _fail_half_way(
-    ws: Workspace, op: Operation, plan: PurgePlan, exc: BaseException, message: str
-) -> None:
-    """Close the version as failed and record what the purge set out to delete."""
-    fail_operation(ws, op, exc, lambda: None)
-    with ws.catalog.session() as s:
+def _partial(change: Change, plan: PurgePlan, message: str) -> Callable[[Session, str, str], None]:
+    """Records, if the purge fails after it started deleting, what it set out to delete."""
+
+    def record(s: Session, _end: str, reason: str) -> None:
         audit.record(
             s,
             "purge.partial",
-            ws.settings.user,
-            domain=op.domain,
-            version=op.number,
-            detail={**_tombstone(plan, message), "error": f"{type(exc).__name__}: {exc}"},
+            change.actor,
+            domain=change.domain,
+            version=change.number,
+            detail={**_tombstone(plan, message), "error": reason},
         )
+
+    return record
 
 
 def _tombstone(plan: PurgePlan, message: str) -> dict[str, Any]:
@@ -204,12 +206,10 @@ def _tombstone(plan: PurgePlan, message: str) -> dict[str, Any]:
     }
 
 
-def _publish(
-    ws: Workspace, op: Operation, target: PurgeTarget, plan: PurgePlan, message: str
-) -> LifecycleResult:
+def _publish(change: Change, target: PurgeTarget, plan: PurgePlan, message: str) -> LifecycleResult:
     result = LifecycleResult(
-        domain=op.domain,
-        version=op.number,
+        domain=change.domain,
+        version=change.number,
         operation="purge",
         target={target.what: target.name},
         points=plan.points,
@@ -217,22 +217,20 @@ def _publish(
         versions_not_reproducible=plan.versions_not_reproducible,
     )
     # counts from the store: they include what an earlier failed attempt already deleted
-    changes = store_shortfall(ws, op)
+    changes = store_shortfall(change)
     if target.class_pk is not None:
         visible = sum(plan.visible_at_head.values())
         changes[target.class_pk] = ClassChange(removed=visible, purged=True)
-    with ws.catalog.session() as s:
-        domain, version = load(s, op)
-        publish_version(s, domain, version, changes, result.to_json())
-        if target.class_pk is not None:
-            # later ingests skip it, like a retired class
-            s.get_one(VocabClass, target.class_pk).removed_in = op.number
-        audit.record(
-            s,
-            "purge",
-            ws.settings.user,
-            domain=op.domain,
-            version=op.number,
-            detail={**_tombstone(plan, message), "run": op.run_id},
-        )
+
+    def leave_vocabulary(s: Session, _domain: Domain, _version: VocabVersion) -> None:
+        if target.class_pk is not None:  # later ingests skip it, like a retired class
+            s.get_one(VocabClass, target.class_pk).removed_in = change.number
+
+    change.publish(
+        changes,
+        result.to_json(),
+        _tombstone(plan, message),
+        action="purge",
+        then=leave_vocabulary,
+    )
     return result

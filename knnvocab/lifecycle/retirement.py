@@ -10,107 +10,94 @@ re-adds the retired points as new points (same vectors, ``added_in = w``, a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, replace
 
-from knnvocab.catalog import audit
-from knnvocab.catalog.domains import get_domain
-from knnvocab.catalog.models import VocabClass
-from knnvocab.catalog.versions import ClassChange, publish_version
+from sqlalchemy.orm import Session
+
+from knnvocab.catalog.models import Domain, VocabClass, VocabVersion
+from knnvocab.catalog.versions import ClassChange
+from knnvocab.changes import Change, Opening, versioned_change
 from knnvocab.errors import VersionStateError
-from knnvocab.lifecycle.common import (
-    LifecycleResult,
-    Operation,
-    begin_operation,
-    fail_operation,
-    find_class,
-    head_state,
-    load,
-    open_shard,
-)
+from knnvocab.lifecycle.common import LifecycleResult, find_class, head_state
 from knnvocab.store.base import PointFilter, StoredPoint, point_id
 from knnvocab.workspace import Workspace
 
 _BATCH = 512
 
 
-def _begin(
-    ws: Workspace, domain: str, name: str, operation: str, message: str, expected: str
-) -> tuple[Operation, int, int, int | None]:
-    """Take the lock for ``operation`` on class ``name``, which must be ``expected`` at the
-    head. Returns the operation, the class's pk and id, and the version it was retired in."""
-    open_shard(ws, domain)
-    with ws.catalog.session() as s:
-        row = get_domain(s, domain)
-        op = begin_operation(s, ws, row, operation, message, {"class": name})
-        # checked under the lock: no other version can change the class meanwhile
-        cls = find_class(s, row, name)
-        state = head_state(s, row, cls)
-        if state != expected:
+@dataclass
+class _Target:
+    """The class an operation works on, resolved under the domain's lock."""
+
+    name: str
+    expected: str  # the state the class must be in at the head
+    pk: int = 0
+    class_id: int = 0
+    retired_in: int | None = None
+
+    def check(self, s: Session, domain: Domain, version: VocabVersion, _run: str) -> None:
+        """Checked under the lock: no other version can change the class meanwhile."""
+        cls = find_class(s, domain, self.name)
+        state = head_state(s, domain, cls)
+        if state != self.expected:
             raise VersionStateError(
-                f"class {name!r} of domain {domain!r} is {state} at version "
-                f"{row.head_version}; {operation} needs a {expected} class"
+                f"class {self.name!r} of domain {domain.name!r} is {state} at version "
+                f"{domain.head_version}; {version.operation} needs a {self.expected} class"
                 + ("; its points were deleted" if state == "purged" else "")
             )
-        return op, cls.id, cls.class_id, cls.removed_in
+        self.pk, self.class_id, self.retired_in = cls.id, cls.class_id, cls.removed_in
 
 
-def _publish(
-    ws: Workspace, op: Operation, class_pk: int, change: ClassChange, points: int
-) -> LifecycleResult:
-    with ws.catalog.session() as s:
-        domain, version = load(s, op)
-        cls = s.get_one(VocabClass, class_pk)
-        result = LifecycleResult(
-            domain=op.domain,
-            version=op.number,
-            operation=op.operation,
-            target={"class": cls.name},
-            points=points,
-            per_class={cls.name: points},
-        )
-        publish_version(s, domain, version, {class_pk: change}, result.to_json())
-        cls.removed_in = op.number if op.operation == "retire" else None
-        audit.record(
-            s,
-            f"{op.operation}.publish",
-            ws.settings.user,
-            domain=op.domain,
-            version=op.number,
-            detail={"class": cls.name, "points": points, "run": op.run_id},
-        )
+def _publish(change: Change, target: _Target, diff: ClassChange, points: int) -> LifecycleResult:
+    result = LifecycleResult(
+        domain=change.domain,
+        version=change.number,
+        operation=change.operation,
+        target={"class": target.name},
+        points=points,
+        per_class={target.name: points},
+    )
+
+    def lifetime(s: Session, _domain: Domain, _version: VocabVersion) -> None:
+        cls = s.get_one(VocabClass, target.pk)
+        cls.removed_in = change.number if change.operation == "retire" else None
+
+    change.publish(
+        {target.pk: diff},
+        result.to_json(),
+        {"class": target.name, "points": points},
+        then=lifetime,
+    )
     return result
 
 
-def retire(ws: Workspace, domain: str, name: str, message: str = "") -> LifecycleResult:
+def retire(
+    ws: Workspace, domain: str, name: str, message: str = "", *, actor: str
+) -> LifecycleResult:
     """Retire class ``name`` of ``domain`` in a new version: its instances are excluded
     from every query at or after that version; earlier versions still see them."""
-    op, class_pk, class_id, _ = _begin(ws, domain, name, "retire", message, "live")
-    try:
-        visible = PointFilter(domain, class_ids=(class_id,), visible_at=op.head, live=True)
-        ws.store.set_payload(op.collection, visible, {"removed_in": op.number})
+    target = _Target(name, "live")
+    opening = Opening(message=message, params={"class": name})
+    with versioned_change(ws, domain, "retire", actor, opening, prepare=target.check) as change:
+        visible = PointFilter(
+            domain, class_ids=(target.class_id,), visible_at=change.head, live=True
+        )
+        ws.store.set_removed_in(change.collection, visible, change.number)
         ws.store.flush()
-        hidden = ws.store.count(op.collection, PointFilter(domain, removed_in=op.number))
-        return _publish(ws, op, class_pk, ClassChange(removed=hidden, live=False), hidden)
-    except BaseException as exc:
-        mine = PointFilter(domain, removed_in=op.number)
-        fail_operation(ws, op, exc, lambda: ws.store.clear_field(op.collection, mine, "removed_in"))
-        raise
+        hidden = ws.store.count(change.collection, PointFilter(domain, removed_in=change.number))
+        result = _publish(change, target, ClassChange(removed=hidden, live=False), hidden)
+    return result
 
 
-def _copies(op: Operation, points: Iterator[StoredPoint]) -> Iterator[list[StoredPoint]]:
+def _copies(op: Change, points: Iterator[StoredPoint]) -> Iterator[list[StoredPoint]]:
     """New points for retired ``points``: same vector, ``added_in`` = this version."""
     batch: list[StoredPoint] = []
     for p in points:
-        payload: dict[str, Any] = {k: v for k, v in p.payload.items() if k != "removed_in"}
-        payload.update(added_in=op.number, restored_from=p.id, run_id=op.run_id)
-        instance = f"{p.payload.get('instance', p.id)}@restored{op.number}"
-        pid = point_id(
-            op.domain,
-            str(p.payload.get("dataset", "")),
-            str(p.payload.get("image", "")),
-            instance,
-            op.fingerprint,
+        payload = replace(
+            p.payload, added_in=op.number, removed_in=None, restored_from=p.id, run_id=op.run_id
         )
+        instance = f"{p.payload.instance}@restored{op.number}"
+        pid = point_id(op.domain, p.payload.dataset, p.payload.image, instance, op.fingerprint)
         batch.append(StoredPoint(pid, p.vector, payload))
         if len(batch) >= _BATCH:
             yield batch
@@ -119,22 +106,22 @@ def _copies(op: Operation, points: Iterator[StoredPoint]) -> Iterator[list[Store
         yield batch
 
 
-def restore(ws: Workspace, domain: str, name: str, message: str = "") -> LifecycleResult:
+def restore(
+    ws: Workspace, domain: str, name: str, message: str = "", *, actor: str
+) -> LifecycleResult:
     """Restore retired class ``name`` of ``domain`` in a new version: its retired points
     are visible again from that version on (as new points; earlier versions unchanged)."""
-    op, class_pk, class_id, retired_in = _begin(ws, domain, name, "restore", message, "retired")
-    try:
-        if retired_in is None:
+    target = _Target(name, "retired")
+    opening = Opening(message=message, params={"class": name})
+    with versioned_change(ws, domain, "restore", actor, opening, prepare=target.check) as change:
+        if target.retired_in is None:
             raise VersionStateError(f"class {name!r} of {domain!r} has no retiring version")
-        retired = PointFilter(domain, class_ids=(class_id,), removed_in=retired_in)
+        retired = PointFilter(domain, class_ids=(target.class_id,), removed_in=target.retired_in)
         # the copies do not match ``retired``, so inserting them cannot disturb the scroll
-        originals = ws.store.scroll(op.collection, retired, with_vectors=True)
-        for batch in _copies(op, originals):
-            ws.store.insert(op.collection, domain, batch)
+        originals = ws.store.scroll(change.collection, retired, with_vectors=True)
+        for batch in _copies(change, originals):
+            ws.store.insert(change.collection, domain, batch)
         ws.store.flush()
-        added = ws.store.count(op.collection, PointFilter(domain, added_in=op.number))
-        return _publish(ws, op, class_pk, ClassChange(added=added, live=True), added)
-    except BaseException as exc:
-        mine = PointFilter(domain, added_in=op.number)
-        fail_operation(ws, op, exc, lambda: ws.store.delete(op.collection, mine))
-        raise
+        added = ws.store.count(change.collection, PointFilter(domain, added_in=change.number))
+        result = _publish(change, target, ClassChange(added=added, live=True), added)
+    return result

@@ -9,11 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog import audit
-from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import IngestRun, VocabVersion, utcnow
-from knnvocab.catalog.versions import close_version, pending_version, process_alive
-from knnvocab.errors import VersionStateError
-from knnvocab.store.base import PointFilter
+from knnvocab.catalog.versions import process_alive
+from knnvocab.changes import attach, close, undo_store
 from knnvocab.workspace import Workspace
 
 #: a pending version with no sign of life for this long is dead
@@ -54,40 +52,26 @@ def liveness(s: Session, version: VocabVersion, now: datetime | None = None) -> 
     return Liveness(True, f"process {pid} on {host} last seen {seen:%H:%M:%S} UTC")
 
 
-def rollback_pending(ws: Workspace, domain: str, reason: str = "rolled back by user") -> int:
+def rollback_pending(
+    ws: Workspace, domain: str, *, actor: str, reason: str = "rolled back by user"
+) -> int:
     """Roll back a domain's pending version of any operation: delete the points it added,
     make the points it hid live again, and mark it rolled back. Returns its number.
 
     A pending purge cannot be undone: points it already deleted stay deleted (the versions
     that showed them were marked not reproducible before it started deleting).
     """
-    with ws.catalog.session() as s:
-        row = get_domain(s, domain)
-        version = pending_version(s, row)
-        if version is None:
-            raise VersionStateError(f"domain {domain!r} has no pending version")
-        collection, number = version.encoder.collection, version.number
-        operation = version.operation
-    ws.store.delete(collection, PointFilter(domain=domain, added_in=number))
-    ws.store.clear_field(collection, PointFilter(domain=domain, removed_in=number), "removed_in")
-    ws.store.flush()
-    with ws.catalog.session() as s:
-        row = get_domain(s, domain)
-        version = pending_version(s, row)
-        if version is None or version.number != number:
-            raise VersionStateError(f"pending version {number} of {domain!r} changed meanwhile")
-        close_version(s, row, version, "rolled_back", reason)
+    change = attach(ws, domain, actor)
+    undo_store(ws, change.collection, domain, change.number)
+
+    def stop_runs(s: Session, _end: str, _reason: str) -> None:
         s.execute(
             update(IngestRun)
-            .where(IngestRun.version_id == version.id, IngestRun.status == "running")
+            .where(IngestRun.version_id == change.version_id, IngestRun.status == "running")
             .values(status="interrupted", ended_at=utcnow())
         )
-        audit.record(
-            s,
-            "version.rollback",
-            ws.settings.user,
-            domain=domain,
-            version=number,
-            detail={"reason": reason, "operation": operation},
-        )
-    return number
+
+    change.on_fail.append(stop_runs)
+    detail = {"reason": reason, "operation": change.operation}
+    close(change, "rolled_back", reason, "version.rollback", detail)
+    return change.number

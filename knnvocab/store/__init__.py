@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from knnvocab.store.base import Hit, PointFilter, StoredPoint, VectorStore, point_id
+from knnvocab.store.payload import INDEXED_FIELDS, PointPayload
 
 if TYPE_CHECKING:
     from knnvocab.config import Settings
@@ -21,4 +22,13 @@ def open_store(settings: Settings) -> VectorStore:
     return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key)
 
 
-__all__ = ["Hit", "PointFilter", "StoredPoint", "VectorStore", "open_store", "point_id"]
+__all__ = [
+    "INDEXED_FIELDS",
+    "Hit",
+    "PointFilter",
+    "PointPayload",
+    "StoredPoint",
+    "VectorStore",
+    "open_store",
+    "point_id",
+]

@@ -13,16 +13,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from knnvocab.store.payload import (
+    Above,
+    AnyOf,
+    AtMost,
+    Condition,
+    Conditions,
+    Equals,
+    Missing,
+    PointPayload,
+)
 from knnvocab.types import FloatArray
-
-#: payload fields with an index, created before any data
-INDEXED_FIELDS = {
-    "domain": "keyword (tenant)",
-    "added_in": "integer (range)",
-    "removed_in": "integer (range)",
-    "class_id": "integer",
-    "dataset": "keyword",
-}
 
 _NAMESPACE = uuid.UUID("5c0ad1e4-7b0e-4d55-9c7a-6b6e6e766f63")
 
@@ -60,6 +61,28 @@ class PointFilter:
         if not self.domain:
             raise ValueError("PointFilter.domain is required: a query without a domain is a bug")
 
+    def conditions(self) -> Conditions:
+        """The points this filter admits, described once for every backend to translate;
+        always with the domain condition."""
+        must: list[Condition] = [Equals("domain", self.domain)]
+        must_not: list[Condition] = []
+        if self.visible_at is not None:  # added_in <= v and not removed_in <= v
+            must.append(AtMost("added_in", self.visible_at))
+            must_not.append(AtMost("removed_in", self.visible_at))
+        if self.added_in is not None:
+            must.append(Equals("added_in", self.added_in))
+        if self.removed_in is not None:
+            must.append(Equals("removed_in", self.removed_in))
+        if self.added_after is not None:
+            must.append(Above("added_in", self.added_after))
+        if self.live is not None:
+            (must if self.live else must_not).append(Missing("removed_in"))
+        if self.class_ids is not None:
+            must.append(AnyOf("class_id", self.class_ids))
+        if self.dataset is not None:
+            must.append(Equals("dataset", self.dataset))
+        return Conditions(tuple(must), tuple(must_not))
+
 
 @dataclass(frozen=True)
 class StoredPoint:
@@ -67,7 +90,7 @@ class StoredPoint:
 
     id: str
     vector: FloatArray
-    payload: dict[str, Any]
+    payload: PointPayload
 
 
 @dataclass(frozen=True)
@@ -90,7 +113,7 @@ class Hit:
 
     id: str
     score: float
-    payload: dict[str, Any]
+    payload: PointPayload
 
 
 class VectorStore(Protocol):
@@ -115,6 +138,10 @@ class VectorStore(Protocol):
         """Give an existing collection made before identities existed this store's
         identity; returns it."""
 
+    def open_domain(self, collection: str, domain: str) -> None:
+        """Make ``domain`` writable by this process: the embedded store takes the domain's
+        lock (StoreBusyError if another process holds it); a server needs nothing."""
+
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         """Insert points of ``domain``; ids already present are left untouched."""
 
@@ -134,16 +161,14 @@ class VectorStore(Protocol):
         """Exact number of points matching ``flt``."""
 
     def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
-        """Exact point counts per value of an indexed payload ``key``."""
+        """Exact point counts per value of an indexed payload field ``key``."""
 
     def delete(self, collection: str, flt: PointFilter) -> None:
         """Delete every point matching ``flt``."""
 
-    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
-        """Set payload fields on every point matching ``flt``."""
-
-    def clear_field(self, collection: str, flt: PointFilter, key: str) -> None:
-        """Remove the payload field ``key`` from every point matching ``flt``."""
+    def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
+        """Hide every point matching ``flt`` from ``version`` on (None: make them live
+        again, removing the field)."""
 
     def domains(self, collection: str) -> list[str]:
         """Every domain that has points in ``collection`` (an administrative listing for

@@ -156,6 +156,10 @@ class CheckedStore:
     def adopt(self, collection: str) -> str:
         return self.inner.adopt(collection)
 
+    def open_domain(self, collection: str, domain: str) -> None:
+        self.check(collection)
+        self.inner.open_domain(collection, domain)
+
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         self.check(collection)
         self.inner.insert(collection, domain, points)
@@ -182,13 +186,9 @@ class CheckedStore:
         self.check(collection)
         self.inner.delete(collection, flt)
 
-    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
+    def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
         self.check(collection)
-        self.inner.set_payload(collection, flt, payload)
-
-    def clear_field(self, collection: str, flt: PointFilter, key: str) -> None:
-        self.check(collection)
-        self.inner.clear_field(collection, flt, key)
+        self.inner.set_removed_in(collection, flt, version)
 
     def domains(self, collection: str) -> list[str]:
         self.check(collection)

@@ -29,6 +29,13 @@ from knnvocab.store.base import (
     as_vector,
     new_identity,
 )
+from knnvocab.store.edge_schema import (
+    RESCORE_OVERSAMPLING,
+    create_indexes,
+    edge_filter,
+    shard_config,
+)
+from knnvocab.store.payload import PointPayload
 
 _DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SCROLL_PAGE = 1024
@@ -60,59 +67,6 @@ def _write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> No
         tmp.unlink()
     else:
         tmp.replace(path)
-
-
-def edge_filter(flt: PointFilter) -> qe.Filter:
-    """A PointFilter as a qdrant-edge Filter (always with the domain condition)."""
-    must: list[Any] = [qe.FieldCondition(key="domain", match=qe.MatchValue(flt.domain))]
-    must_not: list[Any] = []
-    if flt.visible_at is not None:
-        must.append(qe.FieldCondition(key="added_in", range=qe.RangeFloat(lte=flt.visible_at)))
-        must_not.append(
-            qe.FieldCondition(key="removed_in", range=qe.RangeFloat(lte=flt.visible_at))
-        )
-    if flt.added_in is not None:
-        must.append(qe.FieldCondition(key="added_in", match=qe.MatchValue(flt.added_in)))
-    if flt.removed_in is not None:
-        must.append(qe.FieldCondition(key="removed_in", match=qe.MatchValue(flt.removed_in)))
-    if flt.added_after is not None:
-        must.append(qe.FieldCondition(key="added_in", range=qe.RangeFloat(gt=flt.added_after)))
-    if flt.live is not None:
-        (must if flt.live else must_not).append(qe.IsEmptyCondition(key="removed_in"))
-    if flt.class_ids is not None:
-        must.append(qe.FieldCondition(key="class_id", match=qe.MatchAny(list(flt.class_ids))))
-    if flt.dataset is not None:
-        must.append(qe.FieldCondition(key="dataset", match=qe.MatchValue(flt.dataset)))
-    return qe.Filter(must=must, must_not=must_not or None)
-
-
-#: int8 candidates rescored with the float32 vectors, as a multiple of k (bench/README.md)
-_RESCORE_OVERSAMPLING = 2.0
-
-
-def _shard_config(dim: int) -> qe.EdgeConfig:
-    # Tuned with bench/knn.py (bench/README.md): m=16 / ef_construct=128 gave recall@10
-    # 0.97 at 100k points per domain with hnsw_ef=128, m=32 / ef_construct=256 gives 0.999.
-    # HNSW builds and searches on int8 copies of the vectors pinned in RAM (~2x faster at
-    # 512-d); search rescores the best candidates with the float32 originals.
-    return qe.EdgeConfig(
-        vectors={"": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-        hnsw_config=qe.HnswIndexConfig(m=32, ef_construct=256, full_scan_threshold=10_000),
-        quantization_config=qe.ScalarQuantizationConfig(
-            type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned
-        ),
-    )
-
-
-def _create_indexes(shard: qe.EdgeShard) -> None:
-    for field, schema in (
-        ("domain", qe.KeywordIndexParams(is_tenant=True)),
-        ("added_in", qe.IntegerIndexParams(lookup=True, range=True)),
-        ("removed_in", qe.IntegerIndexParams(lookup=True, range=True)),
-        ("class_id", qe.IntegerIndexParams(lookup=True, range=False)),
-        ("dataset", qe.KeywordIndexParams()),
-    ):
-        shard.update(qe.UpdateOperation.create_field_index(field, schema))
 
 
 class EdgeStore:
@@ -235,8 +189,8 @@ class EdgeStore:
             if (path / "edge_config.json").is_file():
                 shard = qe.EdgeShard.load(str(path))
             else:
-                shard = qe.EdgeShard.create(str(path), _shard_config(self._dim(collection)))
-                _create_indexes(shard)
+                shard = qe.EdgeShard.create(str(path), shard_config(self._dim(collection)))
+                create_indexes(shard)
         except Exception as exc:
             self._unlock(collection, domain)
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
@@ -247,16 +201,19 @@ class EdgeStore:
 
     # VectorStore ----------------------------------------------------------------------
 
+    def open_domain(self, collection: str, domain: str) -> None:
+        self._open(collection, domain)
+
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         if not points:
             return
         shard = self._open(collection, domain)
         for p in points:
-            if p.payload.get("domain") != domain:
-                raise StoreError(
-                    f"point {p.id} has domain {p.payload.get('domain')!r}, not {domain!r}"
-                )
-        batch = [qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in points]
+            if p.payload.domain != domain:
+                raise StoreError(f"point {p.id} has domain {p.payload.domain!r}, not {domain!r}")
+        batch = [
+            qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload.to_dict()) for p in points
+        ]
         shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
 
     def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
@@ -279,7 +236,7 @@ class EdgeStore:
             else qe.SearchParams(
                 hnsw_ef=max(self.hnsw_ef, k),
                 quantization=qe.QuantizationSearchParams(
-                    rescore=True, oversampling=_RESCORE_OVERSAMPLING
+                    rescore=True, oversampling=RESCORE_OVERSAMPLING
                 ),
             )
         )
@@ -295,7 +252,10 @@ class EdgeStore:
         ]
         results = shard.query_batch(qe.QueryBatchRequest(requests))
         return [
-            [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+            [
+                Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
+                for p in points
+            ]
             for points in results
         ]
 
@@ -319,15 +279,15 @@ class EdgeStore:
         if shard is not None:
             shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
-    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
+    def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
         shard = self._existing(collection, flt.domain)
-        if shard is not None:
-            shard.update(qe.UpdateOperation.set_payload_by_filter(edge_filter(flt), payload))
-
-    def clear_field(self, collection: str, flt: PointFilter, key: str) -> None:
-        shard = self._existing(collection, flt.domain)
-        if shard is not None:
-            shard.update(qe.UpdateOperation.delete_payload_by_filter(edge_filter(flt), [key]))
+        if shard is None:
+            return
+        if version is None:
+            op = qe.UpdateOperation.delete_payload_by_filter(edge_filter(flt), ["removed_in"])
+        else:
+            op = qe.UpdateOperation.set_payload_by_filter(edge_filter(flt), {"removed_in": version})
+        shard.update(op)
 
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
@@ -349,7 +309,7 @@ class EdgeStore:
             )
             for r in records:
                 vec = as_vector(r.vector) if with_vectors else np.zeros(0, np.float32)
-                yield StoredPoint(str(r.id), vec, dict(r.payload or {}))
+                yield StoredPoint(str(r.id), vec, PointPayload.from_dict(r.payload or {}))
             if offset is None:
                 return
 

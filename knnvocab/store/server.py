@@ -22,33 +22,54 @@ from knnvocab.store.base import (
     as_vector,
     new_identity,
 )
+from knnvocab.store.payload import (
+    INDEXED_FIELDS,
+    Above,
+    AnyOf,
+    AtMost,
+    Condition,
+    Equals,
+    IndexedField,
+    Missing,
+    PointPayload,
+)
 
 _SCROLL_PAGE = 1024
 #: collection metadata key holding the identity of the store the collection belongs to
 _IDENTITY_KEY = "knnvocab_store_identity"
 
 
+def _server_condition(c: Condition) -> Any:
+    match c:
+        case Equals(field, value):
+            return qm.FieldCondition(key=field, match=qm.MatchValue(value=value))
+        case AnyOf(field, values):
+            return qm.FieldCondition(key=field, match=qm.MatchAny(any=list(values)))
+        case AtMost(field, value):
+            return qm.FieldCondition(key=field, range=qm.Range(lte=value))
+        case Above(field, value):
+            return qm.FieldCondition(key=field, range=qm.Range(gt=value))
+        case Missing(field):
+            return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=field))
+    raise TypeError(f"unknown filter condition {c!r}")
+
+
 def server_filter(flt: PointFilter) -> qm.Filter:
     """A PointFilter as a qdrant-client Filter (always with the domain condition)."""
-    must: list[Any] = [qm.FieldCondition(key="domain", match=qm.MatchValue(value=flt.domain))]
-    must_not: list[Any] = []
-    if flt.visible_at is not None:
-        must.append(qm.FieldCondition(key="added_in", range=qm.Range(lte=flt.visible_at)))
-        must_not.append(qm.FieldCondition(key="removed_in", range=qm.Range(lte=flt.visible_at)))
-    if flt.added_in is not None:
-        must.append(qm.FieldCondition(key="added_in", match=qm.MatchValue(value=flt.added_in)))
-    if flt.removed_in is not None:
-        must.append(qm.FieldCondition(key="removed_in", match=qm.MatchValue(value=flt.removed_in)))
-    if flt.added_after is not None:
-        must.append(qm.FieldCondition(key="added_in", range=qm.Range(gt=flt.added_after)))
-    if flt.live is not None:
-        empty = qm.IsEmptyCondition(is_empty=qm.PayloadField(key="removed_in"))
-        (must if flt.live else must_not).append(empty)
-    if flt.class_ids is not None:
-        must.append(qm.FieldCondition(key="class_id", match=qm.MatchAny(any=list(flt.class_ids))))
-    if flt.dataset is not None:
-        must.append(qm.FieldCondition(key="dataset", match=qm.MatchValue(value=flt.dataset)))
+    conditions = flt.conditions()
+    must = [_server_condition(c) for c in conditions.must]
+    must_not = [_server_condition(c) for c in conditions.must_not]
     return qm.Filter(must=must, must_not=must_not or None)
+
+
+def _hit(p: Any) -> Hit:
+    return Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
+
+
+def _server_index(f: IndexedField) -> Any:
+    if f.kind == "keyword":
+        return qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=f.tenant)
+    return qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=True, range=f.range)
 
 
 class ServerStore:
@@ -126,32 +147,22 @@ class ServerStore:
     def _create_indexes(self, collection: str) -> None:
         if self.in_process:
             return
-        schemas: dict[str, Any] = {
-            "domain": qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True),
-            "added_in": qm.IntegerIndexParams(
-                type=qm.IntegerIndexType.INTEGER, lookup=True, range=True
-            ),
-            "removed_in": qm.IntegerIndexParams(
-                type=qm.IntegerIndexType.INTEGER, lookup=True, range=True
-            ),
-            "class_id": qm.IntegerIndexParams(
-                type=qm.IntegerIndexType.INTEGER, lookup=True, range=False
-            ),
-            "dataset": qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD),
-        }
-        for field, schema in schemas.items():
-            self._call("create index", self.client.create_payload_index, collection, field, schema)
+        for f in INDEXED_FIELDS:
+            index = _server_index(f)
+            self._call("create index", self.client.create_payload_index, collection, f.name, index)
+
+    def open_domain(self, collection: str, domain: str) -> None:
+        """Domains share the server's collection; writers are serialised by the catalog."""
 
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         if not points:
             return
         for p in points:
-            if p.payload.get("domain") != domain:
-                raise StoreError(
-                    f"point {p.id} has domain {p.payload.get('domain')!r}, not {domain!r}"
-                )
+            if p.payload.domain != domain:
+                raise StoreError(f"point {p.id} has domain {p.payload.domain!r}, not {domain!r}")
         batch = [
-            qm.PointStruct(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in points
+            qm.PointStruct(id=p.id, vector=p.vector.tolist(), payload=p.payload.to_dict())
+            for p in points
         ]
         self._call(
             "insert",
@@ -196,7 +207,10 @@ class ServerStore:
         ]
         responses = self._call("search", self.client.query_batch_points, collection, requests)
         return [
-            [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points]
+            [
+                Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
+                for p in r.points
+            ]
             for r in responses
         ]
 
@@ -222,22 +236,23 @@ class ServerStore:
         selector = qm.FilterSelector(filter=server_filter(flt))
         self._call("delete", self.client.delete, collection, points_selector=selector, wait=True)
 
-    def set_payload(self, collection: str, flt: PointFilter, payload: dict[str, Any]) -> None:
+    def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
         selector = qm.FilterSelector(filter=server_filter(flt))
-        self._call(
-            "set payload", self.client.set_payload, collection, payload, points=selector, wait=True
-        )
-
-    def clear_field(self, collection: str, flt: PointFilter, key: str) -> None:
-        selector = qm.FilterSelector(filter=server_filter(flt))
-        self._call(
-            "delete payload",
-            self.client.delete_payload,
-            collection,
-            [key],
-            points=selector,
-            wait=True,
-        )
+        if version is None:
+            clear = self.client.delete_payload
+            self._call(
+                "delete payload", clear, collection, ["removed_in"], points=selector, wait=True
+            )
+        else:
+            payload = {"removed_in": version}
+            self._call(
+                "set payload",
+                self.client.set_payload,
+                collection,
+                payload,
+                points=selector,
+                wait=True,
+            )
 
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
@@ -257,7 +272,7 @@ class ServerStore:
             )
             for r in records:
                 vec = as_vector(r.vector) if with_vectors else np.zeros(0, np.float32)
-                yield StoredPoint(str(r.id), vec, dict(r.payload or {}))
+                yield StoredPoint(str(r.id), vec, PointPayload.from_dict(r.payload or {}))
             if offset is None:
                 return
 

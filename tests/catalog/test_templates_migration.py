@@ -23,7 +23,7 @@ def columns(engine: sa.Engine) -> set[str]:
 def test_versions_from_before_0003_get_the_default_templates(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
-    ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model)
+    ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
     engine = ws.catalog.engine
     downgrade(engine, "0002")
     assert current_revision(engine) == "0002"
@@ -37,7 +37,14 @@ def test_versions_from_before_0003_get_the_default_templates(
 def test_downgrade_below_0003_keeps_recorded_templates(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
-    ingest(ws, "k", labelme_voc, IngestOptions("voc", templates=("itap of a {}.",)), tiny_model)
+    ingest(
+        ws,
+        "k",
+        labelme_voc,
+        IngestOptions("voc", templates=("itap of a {}.",)),
+        tiny_model,
+        actor="tester",
+    )
     engine = ws.catalog.engine
     with pytest.raises(RuntimeError, match="holds 1 versions with their own prompt templates"):
         downgrade(engine, "0002")

@@ -56,7 +56,7 @@ def _ingest_and_segment(settings: Settings, spec: EncoderSpec, voc: Path) -> lis
     """Ingest the VOC photos into a fresh domain and segment each of them (SLIC proposals,
     default parameters): per photo, the (H, W) class name of every pixel ("" unlabelled)."""
     with Workspace(settings) as ws:
-        ingest(ws, "kitchen", voc, IngestOptions("voc", min_area=1), spec)
+        ingest(ws, "kitchen", voc, IngestOptions("voc", min_area=1), spec, actor="tester")
         segmenter = Segmenter(ws, "kitchen")
         assert segmenter.encoder.device.type == torch.device(settings.device).type
         out = []

@@ -22,7 +22,7 @@ def settings(sqlite_settings: Settings) -> Settings:
 @pytest.fixture
 def kitchen(ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path) -> Workspace:
     """Domain ``kitchen`` at version 1: every instance of the 3 photos (min_area 1)."""
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", min_area=1), tiny_model)
+    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", min_area=1), tiny_model, actor="tester")
     return ws
 
 

@@ -60,8 +60,22 @@ def two_tenants(
     names = (data_b / "class_names.txt").read_text().split()
     (data_b / "class_names.txt").write_text("\n".join(f"b-{n}" for n in names) + "\n")
     with Workspace(settings, store=store) as ws:
-        ingest(ws, "a", data_a, IngestOptions("index-masks", dataset_name="set-a"), tiny_model)
-        ingest(ws, "b", data_b, IngestOptions("index-masks", dataset_name="set-b"), tiny_model)
+        ingest(
+            ws,
+            "a",
+            data_a,
+            IngestOptions("index-masks", dataset_name="set-a"),
+            tiny_model,
+            actor="tester",
+        )
+        ingest(
+            ws,
+            "b",
+            data_b,
+            IngestOptions("index-masks", dataset_name="set-b"),
+            tiny_model,
+            actor="tester",
+        )
         yield ws
 
 
@@ -87,7 +101,7 @@ def test_a_class_outside_the_version_is_never_predicted(
 ) -> None:
     # version 2 adds `track` and many car instances from the video frames
     video = Path("/usr/share/doc/labelme-examples/examples/video_annotation/data_dataset_voc")
-    ingest(kitchen, "kitchen", video, IngestOptions("voc"))
+    ingest(kitchen, "kitchen", video, IngestOptions("voc"), actor="tester")
     v1 = {c.class_id for c in vocabulary(kitchen, "kitchen", 1).live}
     track = next(c.class_id for c in vocabulary(kitchen, "kitchen", 2).live if c.name == "track")
     assert track not in v1
@@ -114,7 +128,7 @@ def test_output_at_a_version_is_byte_identical_after_later_ingests(
 ) -> None:
     before = segment_files(kitchen, "kitchen", photos, tmp_path / "before", version=1, rle=True)
     video = Path("/usr/share/doc/labelme-examples/examples/video_annotation/data_dataset_voc")
-    ingest(kitchen, "kitchen", video, IngestOptions("voc"))
+    ingest(kitchen, "kitchen", video, IngestOptions("voc"), actor="tester")
     after = segment_files(kitchen, "kitchen", photos, tmp_path / "after", version=1, rle=True)
     head = segment_files(kitchen, "kitchen", photos, tmp_path / "head", version=2)
     assert all(o.error is None for o in before + after + head)

@@ -22,7 +22,7 @@ FAST = ["--n-segments", "32"]
 
 @pytest.fixture
 def domain(ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path) -> str:
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), tiny_model)
+    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
     ws.close()  # release the domain's shard: the commands below open their own
     return "kitchen"
 

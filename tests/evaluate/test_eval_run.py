@@ -34,7 +34,7 @@ def test_oracle_retrieval_scores_perfectly(
 ) -> None:
     """Own masks + retrieval alone on the ingested photos: every metric is 1."""
     reader = open_dataset("voc", labelme_voc)
-    ingest(ws, "kitchen", reader, IngestOptions("voc", min_area=1), tiny_model)
+    ingest(ws, "kitchen", reader, IngestOptions("voc", min_area=1), tiny_model, actor="tester")
     report = evaluate(ws, "kitchen", reader, params=ORACLE)
     assert report.semantic.miou == pytest.approx(1.0)
     assert report.semantic.pixel_accuracy == pytest.approx(1.0)
@@ -111,6 +111,7 @@ def test_continual_protocol(ws: Workspace, tiny_model: EncoderSpec, tmp_path: Pa
         seed=0,
         held_out=0.25,
         params=SegmentParams(n_segments=32),
+        actor="tester",
     )
     _, test = split_images(reader.samples(), 0.25, 0)
     assert report.held_out == [r.key for r in test] and len(test) == 1

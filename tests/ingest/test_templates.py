@@ -52,11 +52,11 @@ def test_each_version_answers_with_its_own_templates(
     templates_file: Path,
     tmp_path: Path,
 ) -> None:
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", min_area=1), tiny_model)
+    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", min_area=1), tiny_model, actor="tester")
     before = segment_files(ws, "kitchen", photos, tmp_path / "before", 1, EXACT)
     custom = IngestOptions("voc", min_area=1, templates=load_templates(templates_file))
     assert custom.templates == CUSTOM
-    ingest(ws, "kitchen", labelme_voc, custom)
+    ingest(ws, "kitchen", labelme_voc, custom, actor="tester")
     after = segment_files(ws, "kitchen", photos, tmp_path / "after", 1, EXACT)
     assert all(o.error is None for o in before + after)
     assert len(outputs(tmp_path / "before")) == 4 * len(photos)  # json + 3 PNGs each
@@ -79,11 +79,11 @@ def test_each_version_answers_with_its_own_templates(
 def test_later_versions_keep_the_templates_until_an_ingest_names_new_ones(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), tiny_model)
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", templates=CUSTOM))
-    retire(ws, "kitchen", "person")
-    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"))
-    ingest(ws, "other", labelme_voc, IngestOptions("voc"), tiny_model)
+    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
+    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc", templates=CUSTOM), actor="tester")
+    retire(ws, "kitchen", "person", actor="tester")
+    ingest(ws, "kitchen", labelme_voc, IngestOptions("voc"), actor="tester")
+    ingest(ws, "other", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
     log = version_log(ws, "kitchen")
     assert [(r.operation, tuple(r.templates)) for r in log] == [
         ("ingest", DEFAULT_TEMPLATES),

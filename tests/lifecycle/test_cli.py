@@ -70,7 +70,7 @@ def test_domains_from_create_to_delete(
     with Workspace(settings) as ws:
         from knnvocab.lifecycle import rollback_pending
 
-        rollback_pending(ws, "lab")
+        rollback_pending(ws, "lab", actor="tester")
     refused(cli("domain", "delete", "lab"), "pass --yes to confirm")
     (collection,) = (p for p in (settings.home / "vectors").iterdir() if p.is_dir())
     assert (collection / "lab").is_dir()

@@ -9,6 +9,7 @@ import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,31 +44,31 @@ def open_version(ws: Workspace, state: str | None, pid: int) -> int:
         return v.number
 
 
-def plant(ws: Workspace, collection: str, p: StoredPoint, **payload: object) -> StoredPoint:
-    point = replace(p, id=f"{p.id[:-4]}beef", payload={**p.payload, **payload})
-    ws.store.insert(collection, str(point.payload["domain"]), [point])
+def plant(ws: Workspace, collection: str, p: StoredPoint, **payload: Any) -> StoredPoint:
+    point = replace(p, id=f"{p.id[:-4]}beef", payload=replace(p.payload, **payload))
+    ws.store.insert(collection, point.payload.domain, [point])
     return point
 
 
 def plant_drift(ws: Workspace) -> None:
     collection = collection_of(ws, "k")
     points = list(ws.store.scroll(collection, PointFilter("k", live=True), with_vectors=True))
-    by_label = {p.payload["label"]: p for p in points}
+    by_label = {p.payload.label: p for p in points}
 
     def of(label: str) -> PointFilter:
-        return PointFilter("k", class_ids=(by_label[label].payload["class_id"],), live=True)
+        return PointFilter("k", class_ids=(by_label[label].payload.class_id,), live=True)
 
-    persons = [p for p in points if p.payload["label"] == "person"]
+    persons = [p for p in points if p.payload.label == "person"]
     ws.store.delete(collection, of("person"))
     ws.store.insert(collection, "k", persons[1:])  # one person point is lost
     failed = open_version(ws, "failed", os.getpid())  # version 3
     plant(ws, collection, by_label["chair"], added_in=failed)  # an orphan
-    ws.store.set_payload(collection, of("bus"), {"removed_in": failed})  # hidden by it
+    ws.store.set_removed_in(collection, of("bus"), failed)  # hidden by it
     plant(ws, collection, by_label["bottle"], added_in=42)  # of no version
     plant(ws, collection, by_label["sofa"], class_id=999)  # of no class
     crashed = open_version(ws, None, dead_pid())  # version 4, its process is gone
     plant(ws, collection, by_label["_background_"], added_in=crashed)
-    ws.store.set_payload(collection, of("sofa"), {"removed_in": crashed})
+    ws.store.set_removed_in(collection, of("sofa"), crashed)
     plant(ws, collection, by_label["sofa"], domain="ghost")  # a domain the catalog lacks
     ws.store.flush()
 
@@ -75,11 +76,18 @@ def plant_drift(ws: Workspace) -> None:
 def test_doctor_finds_and_repairs_planted_drift(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path, cli: Run
 ) -> None:
-    ingest(ws, "k", labelme_voc, IngestOptions("voc", dataset_name="photos"), tiny_model)
-    retire(ws, "k", "car")
-    assert doctor(ws).findings == []
+    ingest(
+        ws,
+        "k",
+        labelme_voc,
+        IngestOptions("voc", dataset_name="photos"),
+        tiny_model,
+        actor="tester",
+    )
+    retire(ws, "k", "car", actor="tester")
+    assert doctor(ws, actor="tester").findings == []
     plant_drift(ws)
-    report = doctor(ws)
+    report = doctor(ws, actor="tester")
     kinds = sorted((f.kind, f.version) for f in report.findings)
     assert kinds == [
         ("dangling-removal", 3),
@@ -128,30 +136,30 @@ def check_repaired(ws: Workspace) -> None:
     assert {e.detail["what"] for e in repairs} >= {"missing", "orphan", "unknown-domain"}
 
     live = open_version(ws, None, os.getpid())  # a live pending version is left alone
-    report = doctor(ws, "k", repair=True)
+    report = doctor(ws, "k", repair=True, actor="tester")
     assert [(f.kind, f.problem, f.repaired) for f in report.findings] == [("pending", False, False)]
     assert report.ok and version_log(ws, "k")[-1].state == "pending"
     assert live == 6
     np.testing.assert_equal(len(audit_log(ws, action="doctor.repair")), 8)
-    rollback_pending(ws, "k")
+    rollback_pending(ws, "k", actor="tester")
 
 
 def test_a_lost_point_is_not_counted_again_by_later_versions(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path
 ) -> None:
     photos = IngestOptions("voc", dataset_name="photos")
-    ingest(ws, "k", labelme_voc, photos, tiny_model)
+    ingest(ws, "k", labelme_voc, photos, tiny_model, actor="tester")
     collection = collection_of(ws, "k")
     persons = PointFilter("k", class_ids=(class_id(ws, "k", "person"),))
     kept = list(ws.store.scroll(collection, persons, with_vectors=True))[1:]
     ws.store.delete(collection, persons)
     ws.store.insert(collection, "k", kept)  # one person point is lost
     ws.store.flush()
-    assert [f.kind for f in doctor(ws, "k", repair=True).findings] == ["missing"]
+    assert [f.kind for f in doctor(ws, "k", repair=True, actor="tester").findings] == ["missing"]
     assert [r.operation for r in version_log(ws, "k")] == ["ingest", "repair"]
     # the same photos again: the lost instance is embedded anew, nothing else
-    again = ingest(ws, "k", labelme_voc, photos)
+    again = ingest(ws, "k", labelme_voc, photos, actor="tester")
     assert (again.version, again.total_added) == (3, 1)
-    assert doctor(ws, "k").findings == []
+    assert doctor(ws, "k", actor="tester").findings == []
     assert [r.reproducible for r in version_log(ws, "k")] == [False, True, True]
     assert_every_version_matches(ws, "k")

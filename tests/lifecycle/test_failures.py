@@ -31,7 +31,14 @@ from tests.lifecycle.helpers import assert_every_version_matches, class_id, coll
 def kitchen(settings: Settings, tiny_model: EncoderSpec, labelme_voc: Path) -> Iterator[Workspace]:
     """Domain ``k`` with version 1: the three labelme photos (6 persons, 2 buses, …)."""
     with Workspace(settings) as ws:
-        ingest(ws, "k", labelme_voc, IngestOptions("voc", dataset_name="photos"), tiny_model)
+        ingest(
+            ws,
+            "k",
+            labelme_voc,
+            IngestOptions("voc", dataset_name="photos"),
+            tiny_model,
+            actor="tester",
+        )
         yield ws
 
 
@@ -48,20 +55,20 @@ def test_a_failed_retire_or_restore_is_undone(
 ) -> None:
     ws, collection = kitchen, collection_of(kitchen, "k")
     with monkeypatch.context() as m:
-        m.setattr("knnvocab.lifecycle.retirement.publish_version", broken)
+        m.setattr("knnvocab.changes.change.publish_version", broken)
         with pytest.raises(RuntimeError, match="went away"):
-            retire(ws, "k", "person")
+            retire(ws, "k", "person", actor="tester")
     assert states(ws) == [(1, "published"), (2, "failed")]
     assert ws.store.count(collection, PointFilter("k", live=False)) == 0
     assert vocabulary(ws, "k").version == 1
-    retire(ws, "k", "person")  # version 3
+    retire(ws, "k", "person", actor="tester")  # version 3
     with monkeypatch.context() as m:
-        m.setattr("knnvocab.lifecycle.retirement.publish_version", broken)
+        m.setattr("knnvocab.changes.change.publish_version", broken)
         with pytest.raises(RuntimeError, match="went away"):
-            restore(ws, "k", "person")
+            restore(ws, "k", "person", actor="tester")
     assert states(ws)[-1] == (4, "failed")
     assert ws.store.count(collection, PointFilter("k", added_in=4)) == 0
-    assert restore(ws, "k", "person").version == 5
+    assert restore(ws, "k", "person", actor="tester").version == 5
     assert_every_version_matches(ws, "k")
     failures = [e.action for e in audit_log(ws, "k") if e.action.endswith(".fail")]
     assert failures == ["retire.fail", "restore.fail"]
@@ -73,20 +80,20 @@ def test_a_change_killed_half_way_is_rolled_back(
 ) -> None:
     """The process dies after changing the store (no clean-up runs): rollback undoes it."""
     ws, collection = kitchen, collection_of(kitchen, "k")
-    monkeypatch.setattr("knnvocab.lifecycle.retirement.fail_operation", lambda *a: None)
+    monkeypatch.setattr("knnvocab.changes.change.fail", lambda *a: None)
     for operation, number, touched in (
         (retire, 2, PointFilter("k", removed_in=2)),
         (restore, 4, PointFilter("k", added_in=4)),
     ):
         if operation is restore:
-            retire(ws, "k", "person")  # version 3, for the restore to undo
+            retire(ws, "k", "person", actor="tester")  # version 3, for the restore to undo
         with monkeypatch.context() as m:
-            m.setattr("knnvocab.lifecycle.retirement.publish_version", broken)
+            m.setattr("knnvocab.changes.change.publish_version", broken)
             with pytest.raises(RuntimeError):
-                operation(ws, "k", "person")
+                operation(ws, "k", "person", actor="tester")
         assert states(ws)[-1] == (number, "pending")
         assert ws.store.count(collection, touched) == 6
-        assert rollback_pending(ws, "k") == number
+        assert rollback_pending(ws, "k", actor="tester") == number
         assert ws.store.count(collection, touched) == 0
         assert states(ws)[-1] == (number, "rolled_back")
         assert_every_version_matches(ws, "k")
@@ -110,14 +117,14 @@ def test_a_purge_failing_half_way_says_so(
 
     monkeypatch.setattr(ws.store, "delete", half_delete)
     with pytest.raises(StoreError, match="version 2 is marked failed — run the purge again"):
-        purge(ws, "k", dataset="photos")
+        purge(ws, "k", dataset="photos", actor="tester")
     monkeypatch.undo()
     assert states(ws) == [(1, "published"), (2, "failed")]
     assert [r.reproducible for r in version_log(ws, "k")] == [False, True]
     assert ws.store.count(collection, PointFilter("k")) == 15 - 6
     partial = audit_log(ws, "k", action="purge.partial")[0]
     assert partial.detail["points"] == 15 and "connection reset" in partial.detail["error"]
-    again = purge(ws, "k", dataset="photos")
+    again = purge(ws, "k", dataset="photos", actor="tester")
     assert (again.version, again.points) == (3, 9)
     assert ws.store.count(collection, PointFilter("k")) == 0
     # the retry's counts include the persons the failed attempt deleted
@@ -128,26 +135,41 @@ def test_a_purge_failing_half_way_says_so(
 def test_wrong_requests_change_nothing(kitchen: Workspace) -> None:
     ws = kitchen
     cases: list[tuple[Any, type[Exception], str]] = [
-        (lambda: retire(ws, "k", "unicorn"), NotFoundError, "has no class 'unicorn'"),
-        (lambda: restore(ws, "k", "person"), VersionStateError, "is live at version 1"),
-        (lambda: purge(ws, "k"), ConfigError, "exactly one of a class or a dataset"),
         (
-            lambda: purge(ws, "k", class_name="bus", dataset="photos"),
+            lambda: retire(ws, "k", "unicorn", actor="tester"),
+            NotFoundError,
+            "has no class 'unicorn'",
+        ),
+        (
+            lambda: restore(ws, "k", "person", actor="tester"),
+            VersionStateError,
+            "is live at version 1",
+        ),
+        (
+            lambda: purge(ws, "k", actor="tester"),
+            ConfigError,
+            "exactly one of a class or a dataset",
+        ),
+        (
+            lambda: purge(ws, "k", class_name="bus", dataset="photos", actor="tester"),
             ConfigError,
             "exactly one",
         ),
-        (lambda: purge(ws, "k", dataset="nope"), NotFoundError, "known: photos"),
-        (lambda: retire(ws, "nowhere", "person"), NotFoundError, "does not exist"),
+        (lambda: purge(ws, "k", dataset="nope", actor="tester"), NotFoundError, "known: photos"),
+        (lambda: retire(ws, "nowhere", "person", actor="tester"), NotFoundError, "does not exist"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
     assert states(ws) == [(1, "published")]
-    retire(ws, "k", "person")
+    retire(ws, "k", "person", actor="tester")
     with pytest.raises(VersionStateError, match="is retired at version 2"):
-        retire(ws, "k", "person")
-    purge(ws, "k", class_name="bus")
-    for call in (lambda: restore(ws, "k", "bus"), lambda: purge(ws, "k", class_name="bus")):
+        retire(ws, "k", "person", actor="tester")
+    purge(ws, "k", class_name="bus", actor="tester")
+    for call in (
+        lambda: restore(ws, "k", "bus", actor="tester"),
+        lambda: purge(ws, "k", class_name="bus", actor="tester"),
+    ):
         with pytest.raises(VersionStateError, match="purged"):
             call()
     assert states(ws) == [(1, "published"), (2, "published"), (3, "published")]
@@ -164,9 +186,9 @@ def check_busy(ws: Workspace) -> None:
         assert domain.encoder is not None
         begin_version(s, domain, "retire", domain.encoder, "alice", params={"class": "car"})
     for call in (
-        lambda: retire(ws, "k", "car"),
-        lambda: restore(ws, "k", "person"),
-        lambda: purge(ws, "k", class_name="car"),
+        lambda: retire(ws, "k", "car", actor="tester"),
+        lambda: restore(ws, "k", "person", actor="tester"),
+        lambda: purge(ws, "k", class_name="car", actor="tester"),
     ):
         with pytest.raises(DomainBusyError, match="has pending version 4: retire by alice@"):
             call()

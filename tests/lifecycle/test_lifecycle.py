@@ -56,8 +56,21 @@ def segment_at(ws: Workspace, version: int) -> dict[str, object]:
 def test_full_lifecycle(
     ws: Workspace, tiny_model: EncoderSpec, labelme_voc: Path, tmp_path: Path, cli: Run
 ) -> None:
-    v1 = ingest(ws, "k", labelme_voc, IngestOptions("voc", dataset_name="photos"), tiny_model)
-    v2 = ingest(ws, "k", voc_dataset(tmp_path / "voc"), IngestOptions("voc", dataset_name="more"))
+    v1 = ingest(
+        ws,
+        "k",
+        labelme_voc,
+        IngestOptions("voc", dataset_name="photos"),
+        tiny_model,
+        actor="tester",
+    )
+    v2 = ingest(
+        ws,
+        "k",
+        voc_dataset(tmp_path / "voc"),
+        IngestOptions("voc", dataset_name="more"),
+        actor="tester",
+    )
     assert (v1.version, v2.version) == (1, 2)
     person = v1.instances_added["person"] + v2.instances_added["person"]
     assert live(ws, 2)["person"] == person
@@ -66,7 +79,7 @@ def test_full_lifecycle(
     assert any(n["label"] == "person" for s in at2["segments"] for n in s["neighbours"])  # type: ignore[attr-defined]
 
     # retire: hidden from version 3 on, still there at version 2
-    retired = retire(ws, "k", "person", "consent withdrawn")
+    retired = retire(ws, "k", "person", "consent withdrawn", actor="tester")
     assert (retired.version, retired.points) == (3, person)
     assert "person" not in live(ws, 3) and live(ws, 2)["person"] == person
     d = vocab_diff(ws, "k", 2, 3)
@@ -78,7 +91,7 @@ def test_full_lifecycle(
     segment_at(ws, 3)  # no person predicted, no person neighbour
 
     # restore: visible again from version 4, as new points; version 3 unchanged
-    restored = restore(ws, "k", "person", "consent given again")
+    restored = restore(ws, "k", "person", "consent given again", actor="tester")
     assert (restored.version, restored.points) == (4, person)
     assert live(ws, 4) == live(ws, 2)
     assert vocab_diff(ws, "k", 3, 4).restored == ["person"]
@@ -94,7 +107,7 @@ def test_full_lifecycle(
     assert neighbour_sets(at4) == neighbour_sets(at2)
 
     # purge a dataset: gone from every version; versions that showed it are flagged
-    photos = purge(ws, "k", dataset="photos", message="request #42")
+    photos = purge(ws, "k", dataset="photos", message="request #42", actor="tester")
     assert photos.version == 5
     # its points, and the restored copies of its person points
     assert photos.points == v1.total_added + v1.instances_added["person"]
@@ -107,7 +120,7 @@ def test_full_lifecycle(
     assert d.removed == [] and d.count_changes["person"] == (person, v2.instances_added["person"])
 
     # purge a class: it leaves the vocabulary at version 6; earlier versions still list it
-    bus = purge(ws, "k", class_name="bus")
+    bus = purge(ws, "k", class_name="bus", actor="tester")
     assert (bus.version, bus.per_class) == (6, {"bus": v2.instances_added["bus"]})
     assert bus.versions_not_reproducible == [2, 3, 4, 5]
     assert "bus" not in {c.name for c in vocabulary(ws, "k", 6).classes}
@@ -117,14 +130,16 @@ def test_full_lifecycle(
     assert_every_version_matches(ws, "k")
 
     # re-ingesting the dataset adds nothing: its points are stored, its buses purged
-    again = ingest(ws, "k", tmp_path / "voc", IngestOptions("voc", dataset_name="more"))
+    again = ingest(
+        ws, "k", tmp_path / "voc", IngestOptions("voc", dataset_name="more"), actor="tester"
+    )
     assert (again.version, again.total_added) == (7, 0)
     assert again.skipped["retired class"] == v2.instances_added["bus"]
     assert "bus" not in {c.name for c in vocabulary(ws, "k", 7).classes}
     assert_every_version_matches(ws, "k")
 
     check_log_and_audit(ws, cli)
-    assert doctor(ws, "k").findings == []
+    assert doctor(ws, "k", actor="tester").findings == []
 
 
 def check_restored_points(ws: Workspace, person: int) -> None:
@@ -133,11 +148,14 @@ def check_restored_points(ws: Workspace, person: int) -> None:
     originals = {p.id: p for p in ws.store.scroll(collection, PointFilter("k", removed_in=3))}
     assert len(copies) == len(originals) == person
     for copy in copies:
-        original = originals[copy.payload["restored_from"]]
+        assert copy.payload.restored_from is not None
+        original = originals[copy.payload.restored_from]
         assert copy.id not in originals
-        assert "removed_in" not in copy.payload
+        assert copy.payload.removed_in is None
         same = ("class_id", "label", "dataset", "image", "instance")
-        assert {k: copy.payload[k] for k in same} == {k: original.payload[k] for k in same}
+        assert {k: getattr(copy.payload, k) for k in same} == {
+            k: getattr(original.payload, k) for k in same
+        }
 
 
 def check_log_and_audit(ws: Workspace, cli: Run) -> None:

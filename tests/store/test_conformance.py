@@ -4,7 +4,9 @@ against ``QdrantClient(":memory:")`` (the server API)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from qdrant_client import QdrantClient
 from knnvocab.errors import StoreError
 from knnvocab.store.base import PointFilter, StoredPoint, VectorStore, point_id
 from knnvocab.store.edge import EdgeStore
+from knnvocab.store.payload import PointPayload
 from knnvocab.store.server import ServerStore
 
 DIM = 16
@@ -36,21 +39,23 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def make_points(domain: str, vectors: np.ndarray, **payload: object) -> list[StoredPoint]:
+def make_points(domain: str, vectors: np.ndarray, **payload: Any) -> list[StoredPoint]:
     points = []
     for i, v in enumerate(vectors):
-        body = {
+        body: dict[str, Any] = {
             "domain": domain,
             "class_id": i % 3,
             "label": f"c{i % 3}",
             "added_in": 1,
             "dataset": "ds",
+            "run_id": "run",
             "image": f"img{i // 4}",
             "instance": f"obj{i}",
             "area": 10,
         }
         body.update({k: (v(i) if callable(v) else v) for k, v in payload.items()})
-        points.append(StoredPoint(point_id(domain, "ds", "img", f"obj{i}", "enc"), v, body))
+        pid = point_id(domain, "ds", "img", f"obj{i}", "enc")
+        points.append(StoredPoint(pid, v, PointPayload(**body)))
     return points
 
 
@@ -112,23 +117,22 @@ def test_search_is_exact_on_small_data_and_sorted(store: VectorStore) -> None:
         scores = [h.score for h in hits]
         assert scores == sorted(scores, reverse=True)
         np.testing.assert_allclose(scores, np.sort(vectors @ q)[::-1][:7], atol=1e-5)
-        assert all(h.payload["domain"] == "alpha" for h in hits)
+        assert all(h.payload.domain == "alpha" for h in hits)
 
 
 def test_version_visibility(store: VectorStore) -> None:
     vectors = unit(np.random.default_rng(4), 12)
     # points 0-3 added in v1, 4-7 in v2, 8-11 in v3; points 0-1 removed in v3
-    points = make_points("alpha", vectors, added_in=lambda i: 1 + i // 4, **{})
-    for p in points[:2]:
-        p.payload["removed_in"] = 3
+    points = make_points("alpha", vectors, added_in=lambda i: 1 + i // 4)
+    points[:2] = [replace(p, payload=replace(p.payload, removed_in=3)) for p in points[:2]]
     store.insert(COLLECTION, "alpha", points)
     visible = {v: store.count(COLLECTION, PointFilter("alpha", visible_at=v)) for v in (0, 1, 2, 3)}
     assert visible == {0: 0, 1: 4, 2: 8, 3: 10}
     hits = store.search(COLLECTION, PointFilter("alpha", visible_at=1), vectors[:1], k=20)[0]
-    assert {h.payload["added_in"] for h in hits} == {1}
+    assert {h.payload.added_in for h in hits} == {1}
     assert len(hits) == 4
     hits = store.search(COLLECTION, PointFilter("alpha", visible_at=3), vectors[:1], k=20)[0]
-    assert all(h.payload.get("removed_in") is None for h in hits)
+    assert all(h.payload.removed_in is None for h in hits)
     assert store.count(COLLECTION, PointFilter("alpha", live=False)) == 2
     assert store.count(COLLECTION, PointFilter("alpha", live=True)) == 10
     assert store.count(COLLECTION, PointFilter("alpha", added_after=1)) == 8
@@ -145,17 +149,17 @@ def test_domains_never_see_each_other(store: VectorStore) -> None:
         other = b if domain == "alpha" else a
         for hits in store.search(COLLECTION, PointFilter(domain, visible_at=1), other, k=20):
             assert len(hits) == 10
-            assert {h.payload["domain"] for h in hits} == {domain}
+            assert {h.payload.domain for h in hits} == {domain}
         assert store.count(COLLECTION, PointFilter(domain)) == len(own)
     store.delete(COLLECTION, PointFilter("alpha"))
     assert store.count(COLLECTION, PointFilter("alpha")) == 0
     assert store.count(COLLECTION, PointFilter("beta")) == 10
 
 
-def test_delete_and_set_payload_by_filter(store: VectorStore) -> None:
+def test_delete_and_hide_by_filter(store: VectorStore) -> None:
     vectors = unit(np.random.default_rng(6), 9)
     store.insert(COLLECTION, "alpha", make_points("alpha", vectors, dataset=lambda i: f"ds{i % 2}"))
-    store.set_payload(COLLECTION, PointFilter("alpha", class_ids=(1,)), {"removed_in": 2})
+    store.set_removed_in(COLLECTION, PointFilter("alpha", class_ids=(1,)), 2)
     assert store.count(COLLECTION, PointFilter("alpha", removed_in=2)) == 3
     assert store.count(COLLECTION, PointFilter("alpha", visible_at=2)) == 6
     assert store.count(COLLECTION, PointFilter("alpha", visible_at=1)) == 9
@@ -202,20 +206,20 @@ def test_optimize_keeps_results(store: VectorStore) -> None:
     assert [[h.id for h in r] for r in before] == [[h.id for h in r] for r in after]
 
 
-def test_clear_field_by_filter(store: VectorStore) -> None:
+def test_make_live_again_by_filter(store: VectorStore) -> None:
     vectors = unit(np.random.default_rng(11), 9)
     store.insert(COLLECTION, "alpha", make_points("alpha", vectors))
     store.insert(COLLECTION, "beta", make_points("beta", vectors, removed_in=2))
-    store.set_payload(COLLECTION, PointFilter("alpha", class_ids=(0, 1)), {"removed_in": 2})
-    store.set_payload(COLLECTION, PointFilter("alpha", class_ids=(2,)), {"removed_in": 3})
-    store.clear_field(COLLECTION, PointFilter("alpha", removed_in=2, class_ids=(0,)), "removed_in")
+    store.set_removed_in(COLLECTION, PointFilter("alpha", class_ids=(0, 1)), 2)
+    store.set_removed_in(COLLECTION, PointFilter("alpha", class_ids=(2,)), 3)
+    store.set_removed_in(COLLECTION, PointFilter("alpha", removed_in=2, class_ids=(0,)), None)
     assert store.count(COLLECTION, PointFilter("alpha", live=True)) == 3
     removed = store.counts_by(COLLECTION, PointFilter("alpha", live=False), "removed_in")
     assert removed == {2: 3, 3: 3}
     assert store.count(COLLECTION, PointFilter("alpha", visible_at=3)) == 3
     cleared = list(store.scroll(COLLECTION, PointFilter("alpha", class_ids=(0,))))
-    assert all("removed_in" not in p.payload for p in cleared)
-    assert cleared[0].payload["added_in"] == 1  # other fields untouched
+    assert all(p.payload.removed_in is None for p in cleared)
+    assert cleared[0].payload.added_in == 1  # other fields untouched
     assert store.count(COLLECTION, PointFilter("beta", removed_in=2)) == 9  # other tenant
 
 

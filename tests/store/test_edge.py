@@ -12,6 +12,7 @@ import pytest
 from knnvocab.errors import StoreBusyError
 from knnvocab.store.base import PointFilter, StoredPoint, point_id
 from knnvocab.store.edge import EdgeStore
+from knnvocab.store.payload import PointPayload
 from tests.store.test_conformance import COLLECTION, DIM, make_points, unit
 
 
@@ -140,7 +141,7 @@ def _random_points(rng: np.random.Generator, n: int, start: int, version: int) -
         StoredPoint(
             point_id("alpha", "ds", "img", str(start + i), "enc"),
             vectors[i],
-            {"domain": "alpha", "class_id": i % 7, "added_in": version, "dataset": "ds"},
+            PointPayload("alpha", i % 7, "c", version, "ds", "run", "img", str(start + i), 1),
         )
         for i in range(n)
     ]

@@ -33,7 +33,7 @@ from tests.lifecycle.helpers import class_id, collection_of
 
 def _ingested(settings: Settings, labelme_voc: Path, tiny_model: EncoderSpec) -> str:
     with Workspace(settings) as ws:
-        ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model)
+        ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
         return collection_of(ws, "k")
 
 
@@ -54,7 +54,7 @@ def test_an_empty_store_is_refused_and_doctor_changes_nothing(
     before = _history(settings)
     wrong = _elsewhere(settings, tmp_path, "empty-home")
     with Workspace(wrong) as ws:
-        report = doctor(ws, repair=True)
+        report = doctor(ws, repair=True, actor="tester")
         assert not report.ok
         (finding,) = report.findings
         assert finding.kind == "store-missing" and not finding.repaired
@@ -62,13 +62,13 @@ def test_an_empty_store_is_refused_and_doctor_changes_nothing(
         with pytest.raises(StoreIdentityError, match="is missing from"):
             Segmenter(ws, "k").segment(next(iter([_photo(labelme_voc)])))
         with pytest.raises(StoreIdentityError, match="is missing from"):
-            retire(ws, "k", "person")
+            retire(ws, "k", "person", actor="tester")
         with pytest.raises(StoreIdentityError, match="is missing from"):
-            ingest(ws, "k", labelme_voc, IngestOptions("voc"))
+            ingest(ws, "k", labelme_voc, IngestOptions("voc"), actor="tester")
     assert _history(settings) == before  # no repair version, still reproducible
     assert not (wrong.vectors_dir / collection).exists()  # nothing was created there
     with Workspace(settings) as ws:  # back on the right store: all is well
-        assert doctor(ws).ok
+        assert doctor(ws, actor="tester").ok
 
 
 def _photo(labelme_voc: Path) -> object:
@@ -93,10 +93,10 @@ def test_another_deployments_store_is_refused_naming_both(
     crossed = replace(settings, home=other_home)  # our catalog, their store
     with Workspace(crossed) as ws:
         with pytest.raises(StoreIdentityError) as refused:
-            retire(ws, "k", "person")
+            retire(ws, "k", "person", actor="tester")
         assert refused.value.kind == "mismatch"
         assert ours["identity"] in str(refused.value) and theirs["identity"] in str(refused.value)
-        report = doctor(ws, repair=True)
+        report = doctor(ws, repair=True, actor="tester")
         assert [f.kind for f in report.findings] == ["store-mismatch"] and not report.ok
     assert _history(settings) == before and _history(other) == other_before
 
@@ -120,7 +120,7 @@ def test_a_store_made_before_identities_is_adopted_when_its_counts_match(
     collection = _ingested(settings, labelme_voc, tiny_model)
     _forget_identities(settings, collection)
     with Workspace(settings) as ws:
-        assert doctor(ws).ok  # adopted on first use: counts match
+        assert doctor(ws, actor="tester").ok  # adopted on first use: counts match
         (event,) = audit_log(ws, action="store.adopt")
         assert event.detail["collection"] == collection
         assert event.detail["catalog"] == event.detail["store"] == {"k": 15}
@@ -154,7 +154,7 @@ def test_an_unrecorded_store_that_differs_needs_store_adopt(
     result = cli("doctor", "--json")  # now checked: the lost point is reported as such
     assert result.exit_code == 1
     (finding,) = json.loads(result.output)["findings"]
-    assert finding["kind"] == "missing" and finding["classes"] == {victim.payload["label"]: 1}
+    assert finding["kind"] == "missing" and finding["classes"] == {victim.payload.label: 1}
 
 
 @contextmanager
@@ -172,21 +172,21 @@ def test_server_collections_carry_their_own_identity(
 ) -> None:
     first, empty, third = (ServerStore(QdrantClient(location=":memory:")) for _ in range(3))
     with _on(settings, first) as ws:
-        ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model)
+        ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
         collection = collection_of(ws, "k")
     state = first.describe(collection)
     assert state is not None and state.identity
     with _on(settings, empty) as ws, pytest.raises(StoreIdentityError, match="is missing from"):
-        retire(ws, "k", "person")
+        retire(ws, "k", "person", actor="tester")
     other = Settings(
         home=settings.home / "o", database_url=f"sqlite:///{settings.home}/o.sqlite3", user="o"
     )
     with _on(other, third) as ws:
-        ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model)
+        ingest(ws, "k", labelme_voc, IngestOptions("voc"), tiny_model, actor="tester")
     with _on(settings, third) as ws, pytest.raises(StoreIdentityError) as refused:
-        retire(ws, "k", "person")
+        retire(ws, "k", "person", actor="tester")
     assert refused.value.kind == "mismatch"
     with _on(settings, first) as ws:
-        assert doctor(ws).ok
+        assert doctor(ws, actor="tester").ok
     for store in (first, empty, third):
         store.close()
