@@ -47,6 +47,11 @@ class DomainBusyError(KnnvocabError):
     """Another process holds the domain's pending version (its write lock)."""
 
 
+class QuotaExceededError(KnnvocabError):
+    """An ingest would take a domain past its quota (``max_instances``); nothing was
+    embedded and no version was taken."""
+
+
 class EncoderError(KnnvocabError):
     """An encoder cannot be loaded or is misconfigured."""
 

@@ -25,6 +25,16 @@ def check_domain_name(name: str) -> str:
     return name
 
 
+def check_max_instances(value: int | None) -> int | None:
+    """A quota as stored: at least 1 instance, or None for no quota."""
+    if value is not None and value < 1:
+        raise ConfigError(
+            f"a domain's quota (max instances) must be at least 1, got {value}; remove a "
+            "quota with `knnvocab domain set NAME --no-limit`"
+        )
+    return value
+
+
 def find_domain(session: Session, name: str) -> Domain | None:
     return session.scalar(select(Domain).where(Domain.name == name))
 
@@ -43,20 +53,35 @@ def list_domains(session: Session) -> list[Domain]:
 
 
 def create_domain(
-    session: Session, name: str, user: str, description: str = "", encoder: Encoder | None = None
+    session: Session,
+    name: str,
+    user: str,
+    description: str = "",
+    encoder: Encoder | None = None,
+    max_instances: int | None = None,
 ) -> Domain:
-    """A new, empty domain, bound to ``encoder`` if given (else by its first ingest)."""
+    """A new, empty domain, bound to ``encoder`` if given (else by its first ingest), with
+    a quota of ``max_instances`` if given."""
     check_domain_name(name)
+    check_max_instances(max_instances)
     if find_domain(session, name) is not None:
         raise ConfigError(f"domain {name!r} already exists")
-    domain = Domain(name=name, description=description, created_by=user, head_version=0)
+    domain = Domain(
+        name=name,
+        description=description,
+        created_by=user,
+        head_version=0,
+        max_instances=max_instances,
+    )
     if encoder is not None:
         domain.encoder_id, domain.encoder = encoder.id, encoder
     session.add(domain)
     session.flush()
-    detail = {"description": description}
+    detail: dict[str, str | int] = {"description": description}
     if encoder is not None:
         detail["encoder"] = encoder.fingerprint
+    if max_instances is not None:
+        detail["max_instances"] = max_instances
     audit.record(session, "domain.create", user, domain=name, detail=detail)
     return domain
 

@@ -104,8 +104,12 @@ class Domain(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     deleted_at: Mapped[datetime | None] = mapped_column()
+    # the most instances readers of the head may see (None: no quota); revision 0005
+    max_instances: Mapped[int | None] = mapped_column(Integer)
 
     encoder: Mapped[Encoder | None] = relationship(lazy="joined")
+
+    __table_args__ = (CheckConstraint("max_instances >= 1", name="ck_domain_max_instances"),)
 
 
 class Dataset(Base):

@@ -208,6 +208,15 @@ def snapshot(session: Session, version: VocabVersion) -> list[ClassCount]:
     )
 
 
+def head_instances(session: Session, domain: Domain) -> int:
+    """The instances readers of the domain's head see (its live classes'): what a quota
+    limits."""
+    if domain.head_version == 0:
+        return 0
+    rows = snapshot(session, get_version(session, domain, domain.head_version))
+    return sum(r.instances for r in rows if r.live)
+
+
 @dataclass(frozen=True)
 class ClassChange:
     """What a version does to one class: instances added / removed, and its new state.

@@ -1,4 +1,4 @@
-"""`knnvocab domain …`: create, list, show and delete domains (tenants)."""
+"""`knnvocab domain …`: create, list, show, set quotas of and delete domains (tenants)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,33 @@ from knnvocab.cli.cmd_ingest import (
 )
 from knnvocab.cli.output import out, print_json, user, when, workspace
 
-app = typer.Typer(no_args_is_help=True, help="Domains (tenants): create, list, show, delete.")
+app = typer.Typer(
+    no_args_is_help=True, help="Domains (tenants): create, list, show, set a quota, delete."
+)
 
 NameArg = Annotated[str, typer.Argument(help="The domain.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+MaxInstancesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-instances",
+        metavar="N",
+        help="Quota: at most N (>= 1) instances visible at the head; an ingest that would "
+        "exceed it is refused before embedding anything.",
+    ),
+]
+
+
+def _usage(d: Any) -> str:
+    """Instances at the head against the quota: ``180 / 200``, or ``180``."""
+    return str(d.instances) if d.max_instances is None else f"{d.instances} / {d.max_instances}"
+
+
+def _instances(d: Any) -> str:
+    if d.max_instances is None:
+        return f"{d.instances} (visible at the head; no quota)"
+    over = d.instances - d.max_instances
+    return f"{_usage(d)} (quota{f', {over} over' if over > 0 else ''}; visible at the head)"
 
 
 def _print_info(d: Any) -> None:
@@ -35,7 +58,7 @@ def _print_info(d: Any) -> None:
         "pending version": str(d.pending_version or "-"),
         "versions": versions,
         "classes": classes,
-        "instances": f"{d.instances} (visible at the head)",
+        "instances": _instances(d),
         "datasets": str(d.datasets),
         "encoder": d.encoder or "none yet (bound by the first ingest)",
     }
@@ -53,15 +76,16 @@ def create(
     checkpoint: CheckpointOpt = None,
     untrained: UntrainedOpt = False,
     resolution: ResolutionOpt = None,
+    max_instances: MaxInstancesOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Create an empty domain, bound to an encoder if encoder options are given (else its
-    first ingest binds it)."""
+    first ingest binds it), with a quota if --max-instances is given."""
     from knnvocab.lifecycle import new_domain
 
     spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
     with workspace() as ws:
-        info = new_domain(ws, name, description, spec, actor=user())
+        info = new_domain(ws, name, description, spec, max_instances, actor=user())
     if json_:
         print_json(info.to_json())
         return
@@ -86,7 +110,7 @@ def list_(json_: JsonOpt = False) -> None:
             str(d.head_version),
             str(d.pending_version or ""),
             str(d.classes["live"]),
-            str(d.instances),
+            _usage(d),
             escape((d.encoder_fingerprint or "-")[:12]),
             escape(d.description),
         )
@@ -105,6 +129,29 @@ def show(name: NameArg, json_: JsonOpt = False) -> None:
         print_json(info.to_json())
     else:
         _print_info(info)
+
+
+@app.command("set")
+def set_(
+    name: NameArg,
+    max_instances: MaxInstancesOpt = None,
+    no_limit: Annotated[bool, typer.Option("--no-limit", help="Remove the quota.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Set a domain's quota (--max-instances N) or remove it (--no-limit). Audited; a quota
+    below the current usage only stops the domain from growing."""
+    from knnvocab.errors import ConfigError
+    from knnvocab.lifecycle import set_quota
+
+    if no_limit == (max_instances is not None):
+        raise ConfigError("give exactly one of --max-instances N and --no-limit")
+    with workspace() as ws:
+        info = set_quota(ws, name, max_instances, actor=user())
+    if json_:
+        print_json(info.to_json())
+        return
+    quota = "no quota" if info.max_instances is None else f"quota {info.max_instances} instances"
+    out.print(f"[bold green]set[/] domain {escape(name)}: {quota} ({_usage(info)} in use)")
 
 
 @app.command("delete")

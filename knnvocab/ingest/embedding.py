@@ -65,7 +65,9 @@ class PointContext:
     fingerprint: str
 
 
-def _ids(sample: LabelledImage, keep: list[int], context: PointContext) -> list[str]:
+def instance_ids(sample: LabelledImage, keep: list[int], context: PointContext) -> list[str]:
+    """The point ids of ``sample``'s instances ``keep`` (they depend on the domain,
+    dataset, image and instance keys and encoder, not on the version or run)."""
     return [
         point_id(
             context.domain,
@@ -93,10 +95,14 @@ def embed_samples(
     """
     picks = [selection.pick(s, skipped) for s in samples]
     known = stored(
-        [pid for s, keep in zip(samples, picks, strict=True) for pid in _ids(s, keep, context)]
+        [
+            pid
+            for s, keep in zip(samples, picks, strict=True)
+            for pid in instance_ids(s, keep, context)
+        ]
     )
     for i, sample in enumerate(samples):
-        ids = _ids(sample, picks[i], context)
+        ids = instance_ids(sample, picks[i], context)
         fresh = [j for j, pid in zip(picks[i], ids, strict=True) if pid not in known]
         skipped["already stored"] += len(picks[i]) - len(fresh)
         picks[i] = fresh
@@ -107,7 +113,7 @@ def embed_samples(
         sample, keep = samples[i], picks[i]
         vectors = encoder.embed_instances(feats, sample.instances.masks[keep])
         areas = sample.instances.areas
-        for row, (j, pid) in enumerate(zip(keep, _ids(sample, keep, context), strict=True)):
+        for row, (j, pid) in enumerate(zip(keep, instance_ids(sample, keep, context), strict=True)):
             target = selection.targets[int(sample.instances.class_ids[j])]
             instance = sample.instances.keys[j]
             points.append(

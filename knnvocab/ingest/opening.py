@@ -1,6 +1,7 @@
 """What an ingest settles before its single pass: the dataset's images and classes, the
 domain bound to its encoder, and — under the domain's write lock, as the versioned
-change's ``prepare`` step — the dataset row, the run, and which classes are embedded."""
+change's ``prepare`` step — the domain's quota, the dataset row, the run, and which
+classes are embedded."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from knnvocab.datasets.base import DatasetReader, SampleRef
 from knnvocab.embed.spec import EncoderInfo
 from knnvocab.errors import ConfigError, VersionStateError
 from knnvocab.ingest.embedding import Selection, Target
+from knnvocab.ingest.quota import QuotaCheck, check_quota
 from knnvocab.ingest.types import IngestOptions
 from knnvocab.workspace import Workspace
 
@@ -82,10 +84,14 @@ class IngestPlan:
     dataset: str = ""
     start_index: int = 0
     selection: Selection = field(default_factory=lambda: Selection({}, {}, 0))
+    #: what the ingest adds, counted before it starts when the domain has a quota
+    quota: QuotaCheck | None = None
 
     def prepare(self, s: Session, domain: Domain, version: VocabVersion, run_id: str) -> None:
-        """The dataset row (or, resuming, the one the version started on), the run, and
-        the selection of classes, in the transaction that takes the version."""
+        """The quota checked again, the dataset row (or, resuming, the one the version
+        started on), the run, and the selection of classes, in the transaction that takes
+        the version."""
+        check_quota(s, domain, self.quota, version.number if self.options.resume else None)
         if self.options.resume:
             dataset = self._resumable(domain, version)
             self.start_index = images_done_before(s, version)
@@ -113,7 +119,7 @@ class IngestPlan:
         reader = self.reader
         dataset = Dataset(
             domain_id=domain.id,
-            name=self.options.dataset_name or reader.root.name,
+            name=self.dataset_name(),
             format=reader.format,
             source=str(reader.root),
             manifest_sha256=self.manifest,
@@ -144,16 +150,29 @@ class IngestPlan:
             )
         return dataset
 
+    def dataset_name(self) -> str:
+        """The name a new dataset row (and every point of this ingest) gets."""
+        return self.options.dataset_name or self.reader.root.name
+
+    def preview(self, s: Session, domain: Domain) -> Selection:
+        """The instances `prepare` will select, as the domain stands now, without creating
+        classes (class ids are taken under the lock; picking instances needs none): to
+        count what the ingest adds before it starts."""
+        return self._select(s, domain, dict.fromkeys(self.names, 0))
+
     def _selection(self, s: Session, domain: Domain, version: VocabVersion) -> Selection:
         classes = ensure_classes(s, domain, self.names, version.number, version_prompts(version))
+        return self._select(s, domain, {name: c.class_id for name, c in classes.items()})
+
+    def _select(self, s: Session, domain: Domain, class_ids: dict[str, int]) -> Selection:
         retired = {n for n, c in domain_classes(s, domain).items() if c.removed_in is not None}
         targets: dict[int, Target] = {}
         skipped: dict[int, str] = {}
         for index, name in enumerate(self.reader.class_names):
             if name in retired:
                 skipped[index] = "retired class"
-            elif name in classes:
-                targets[index] = Target(classes[name].class_id, name)
+            elif name in class_ids:
+                targets[index] = Target(class_ids[name], name)
             else:
                 skipped[index] = "not selected"
         return Selection(targets=targets, skipped_classes=skipped, min_area=self.options.min_area)

@@ -15,6 +15,7 @@ from knnvocab.lifecycle.domains import (
     domain_info,
     domain_infos,
     new_domain,
+    set_quota,
 )
 from knnvocab.lifecycle.purging import PurgePlan, plan_purge, purge
 from knnvocab.lifecycle.retirement import restore, retire
@@ -40,4 +41,5 @@ __all__ = [
     "restore",
     "retire",
     "rollback_pending",
+    "set_quota",
 ]

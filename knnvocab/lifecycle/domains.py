@@ -1,5 +1,6 @@
 """Domains as a user manages them: create (optionally bound to an encoder), list, show
-with counts, and delete (a purge of everything, with a tombstone in the audit log)."""
+with counts, set a quota, and delete (a purge of everything, with a tombstone in the audit
+log)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from knnvocab.catalog import audit
 from knnvocab.catalog.domains import (
     check_domain_name,
+    check_max_instances,
     create_domain,
     describe_encoder,
     ensure_encoder,
@@ -22,7 +24,13 @@ from knnvocab.catalog.domains import (
     list_domains,
 )
 from knnvocab.catalog.models import Dataset, Domain, VocabClass, VocabVersion
-from knnvocab.catalog.versions import get_version, list_versions, pending_version, snapshot
+from knnvocab.catalog.versions import (
+    get_version,
+    head_instances,
+    list_versions,
+    pending_version,
+    snapshot,
+)
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import ConfigError, DomainBusyError
 from knnvocab.lifecycle.rollback import liveness
@@ -35,7 +43,8 @@ class DomainInfo:
     """A domain with its counts at the head (from the catalog).
 
     ``versions`` counts versions per state; ``classes`` per state at the head (live,
-    retired, purged); ``instances`` is what readers of the head see.
+    retired, purged); ``instances`` is what readers of the head see, the usage that
+    ``max_instances`` (None: no quota) limits.
     """
 
     name: str
@@ -49,6 +58,7 @@ class DomainInfo:
     versions: dict[str, int]
     classes: dict[str, int]
     instances: int
+    max_instances: int | None
     datasets: int
 
     def to_json(self) -> dict[str, Any]:
@@ -93,7 +103,8 @@ def _info(s: Session, domain: Domain) -> DomainInfo:
             "retired": classes["retired"],
             "purged": int(known or 0) - len(rows),
         },
-        instances=sum(r.instances for r in rows if r.live),
+        instances=head_instances(s, domain),
+        max_instances=domain.max_instances,
         datasets=int(total or 0),
     )
 
@@ -103,12 +114,15 @@ def new_domain(
     name: str,
     description: str = "",
     encoder: EncoderSpec | None = None,
+    max_instances: int | None = None,
     *,
     actor: str,
 ) -> DomainInfo:
     """Create an empty domain, bound to ``encoder`` if given (else its first ingest binds
-    it). Loading the encoder records its fingerprint and creates its collection."""
+    it), with a quota of ``max_instances`` if given. Loading the encoder records its
+    fingerprint and creates its collection."""
     check_domain_name(name)
+    check_max_instances(max_instances)
     with ws.catalog.session() as s:
         if find_domain(s, name) is not None:  # before loading a model for nothing
             raise ConfigError(f"domain {name!r} already exists")
@@ -117,7 +131,25 @@ def new_domain(
         ws.store.ensure_collection(model.info.collection, model.dim)
     with ws.catalog.session() as s:
         row = ensure_encoder(s, model.info) if model is not None else None
-        domain = create_domain(s, name, actor, description, encoder=row)
+        domain = create_domain(s, name, actor, description, row, max_instances)
+        return _info(s, domain)
+
+
+def set_quota(ws: Workspace, name: str, max_instances: int | None, *, actor: str) -> DomainInfo:
+    """Limit ``name`` to ``max_instances`` instances visible at its head (None: no quota),
+    audited as ``domain.quota`` with the old and new value. An ingest that would exceed it
+    is refused before embedding anything; a quota below the current usage only stops the
+    domain from growing. An ingest already under way is not affected."""
+    check_max_instances(max_instances)
+    with ws.catalog.session() as s:
+        domain = get_domain(s, name)
+        # locked, so the old value the audit event records is the one replaced
+        s.refresh(domain, ["max_instances"], with_for_update=True)
+        old = domain.max_instances
+        if old != max_instances:
+            domain.max_instances = max_instances
+            detail = {"old": old, "new": max_instances, "instances": head_instances(s, domain)}
+            audit.record(s, "domain.quota", actor, domain=name, detail=detail)
         return _info(s, domain)
 
 
