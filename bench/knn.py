@@ -29,11 +29,12 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from knnvocab.store import edge
 from knnvocab.store.base import PointFilter, StoredPoint, point_id
 from knnvocab.store.edge import EdgeStore
 from knnvocab.store.payload import PointPayload
@@ -195,17 +196,13 @@ def fill_store(store: EdgeStore, corpus: Corpus) -> float:
 
 
 def optimize_store(store: EdgeStore) -> tuple[float, int, int]:
-    """optimize() every domain; (seconds, HNSW-indexed vectors, points) over all shards."""
+    """optimize() the collection's shard (every domain's graph); (seconds, HNSW-indexed
+    vectors, points)."""
     start = time.perf_counter()
-    for d in range(DOMAINS):
-        store.optimize(COLLECTION, f"d{d}")
-    seconds, indexed, points = time.perf_counter() - start, 0, 0
-    for d in range(DOMAINS):
-        shard = store._existing(COLLECTION, f"d{d}")  # diagnostics: no public shard info
-        if shard is not None:
-            info = shard.info()
-            indexed, points = indexed + info.indexed_vectors_count, points + info.points_count
-    return seconds, indexed, points
+    store.optimize(COLLECTION, "d0")
+    seconds = time.perf_counter() - start
+    points = sum(store.count(COLLECTION, PointFilter(f"d{d}")) for d in range(DOMAINS))
+    return seconds, store.indexed_vectors(COLLECTION, "d0"), points
 
 
 def store_search(store: EdgeStore, queries: np.ndarray, k: int, exact: bool = False) -> np.ndarray:
@@ -244,7 +241,9 @@ def run_size(size: int, args: argparse.Namespace) -> SizeResult:
     queries, cls = sample(domain_model(args.dim, args.seed, QUERY_DOMAIN), args.queries, rng)
     retired = np.isin(cls, retired_classes(args.seed, QUERY_DOMAIN))
     with tempfile.TemporaryDirectory(prefix="knnbench-") as tmp:
-        store = EdgeStore(Path(tmp), **({"hnsw_ef": args.hnsw_ef} if args.hnsw_ef else {}))
+        if args.hnsw_ef:  # the one tuning both backends read (knnvocab/store/tuning.py)
+            edge.TUNING = replace(edge.TUNING, hnsw_ef=args.hnsw_ef)
+        store = EdgeStore(Path(tmp))
         try:
             store.ensure_collection(COLLECTION, args.dim)
             insert_s = fill_store(store, corpus)
@@ -306,7 +305,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--repeat", type=int, default=15, help="timed rounds (median reported)")
-    p.add_argument("--hnsw-ef", type=int, default=None, help="EdgeStore hnsw_ef (its default)")
+    p.add_argument("--hnsw-ef", type=int, default=None, help="search hnsw_ef (default: TUNING)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke run: 20k, 3 rounds")
     p.add_argument("--json", type=Path, default=None, help="write the results here")

@@ -29,6 +29,8 @@ ENV_VARS: dict[str, str] = {
     "KNNVOCAB_MAX_IMAGE_PIXELS": "largest image accepted, in pixels (default 64,000,000)",
     "KNNVOCAB_USER": "who is recorded as the author of changes (default: the login name)",
     "KNNVOCAB_AUTO_MIGRATE": "migrate the catalog schema on open (default 1)",
+    "KNNVOCAB_STORE_WAIT": "seconds to wait for the embedded store while another process "
+    "has it open (default 0: refuse at once)",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -59,6 +61,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 86_400:
+        raise ConfigError(f"{name}={raw!r} must be between 0 and 86400 seconds")
+    return value
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -85,6 +100,7 @@ class Settings:
     max_image_pixels: int = 64_000_000
     user: str = field(default_factory=_user)
     auto_migrate: bool = True
+    store_wait: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +127,7 @@ class Settings:
             max_image_pixels=_int(env, "KNNVOCAB_MAX_IMAGE_PIXELS", 64_000_000),
             user=env.get("KNNVOCAB_USER") or _user(),
             auto_migrate=_flag(env, "KNNVOCAB_AUTO_MIGRATE", True),
+            store_wait=_seconds(env, "KNNVOCAB_STORE_WAIT"),
         )
 
     @property

@@ -7,6 +7,7 @@ from knnvocab.changes.change import (
     attach,
     close,
     head_encoder,
+    retry_while_busy,
     undo_store,
     versioned_change,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "attach",
     "close",
     "head_encoder",
+    "retry_while_busy",
     "undo_store",
     "versioned_change",
 ]

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,7 @@ from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: runs inside the transaction that takes (or resumes) the version, under its lock; gets
 #: the change's run id
@@ -156,7 +157,9 @@ def versioned_change(
     process's pending version or busy store instead of failing at once.
     """
     how = opening or Opening()
-    change = _waiting(lambda: _begin(ws, domain, operation, actor, how, prepare, resume), wait)
+    change = retry_while_busy(
+        lambda: _begin(ws, domain, operation, actor, how, prepare, resume), wait
+    )
     try:
         yield change
         if not change.published:
@@ -169,8 +172,9 @@ def versioned_change(
         raise
 
 
-def _waiting(begin: Callable[[], Change], wait: float | None) -> Change:
-    """``begin()``; while the domain is busy, retried for up to ``wait`` seconds."""
+def retry_while_busy(begin: Callable[[], T], wait: float | None) -> T:
+    """``begin()``; while the domain or the store is busy, retried for up to ``wait``
+    seconds (None: not at all)."""
     deadline = time.monotonic() + (wait or 0.0)
     delay, told = 0.5, False
     while True:

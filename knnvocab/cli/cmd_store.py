@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from knnvocab.cli.output import out, print_json, workspace
+from knnvocab.cli.output import BarProgress, out, print_json, workspace
 
 if TYPE_CHECKING:
     from knnvocab.store.adoption import AdoptionReport
@@ -60,3 +60,34 @@ def _print(r: AdoptionReport) -> None:
     if r.adopted:
         line += f"; [green]adopted[/] as identity {r.identity}"
     out.print(line)
+
+
+@app.command()
+def upgrade(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Move an embedded store written with one shard per domain (older knnvocab) to one
+    shard per collection, in place: every point copied unchanged, counts verified per
+    domain before the old shards are deleted. Resumable; a Qdrant server needs nothing."""
+    from knnvocab.config import Settings
+    from knnvocab.store.edge import EdgeStore
+    from knnvocab.store.upgrade import upgrade_store
+
+    settings = Settings.from_env()
+    if settings.qdrant_url is not None:
+        out.print("a Qdrant server keeps one collection per encoder already: nothing to do")
+        return
+    store = EdgeStore(settings.vectors_dir, wait=settings.store_wait)
+    try:
+        reports = upgrade_store(store, BarProgress("upgrade", "points", "points"))
+    finally:
+        store.close()
+    if json_:
+        print_json([r.to_json() for r in reports])
+        return
+    for r in reports:
+        if r.moved:
+            moved = ", ".join(f"{d} {n}" for d, n in r.moved.items())
+            out.print(f"{escape(r.collection)}: moved to one shard ({escape(moved)} points)")
+        else:
+            out.print(f"{escape(r.collection)}: already one shard per collection")
+    if not reports:
+        out.print(f"no collections in {escape(str(settings.vectors_dir))}")

@@ -53,7 +53,7 @@ def retrieval(
         w = (w / w.sum()).astype(np.float32)
         weights.append(w)
         for hit, weight in zip(neighbours, w, strict=True):
-            column = class_index.get(hit.payload.class_id)
+            column = class_index.get(hit.class_id)
             if column is not None:
                 out[i, column] += weight
     return out, weights

@@ -76,12 +76,13 @@ class Segmenter:
             queries = pool_weights(features, weights)  # the pooling ingest uses
             flt = PointFilter(self.domain, visible_at=self.version)
             hits = self.ws.store.search(
-                self.collection, flt, queries, self.params.k, exact=self.params.exact
+                self.collection, flt, queries, self.params.k, self.params.exact
             )
         p_ret, hit_weights = retrieval(hits, self.column, self.params.tau)
         p_final, used = fuse(p_base, p_ret, self.params.threshold, self.params.lam)
         areas = np.bincount(segment_map.ravel(), minlength=n + 1)
         boxes = find_objects(segment_map, max_label=n)
+        neighbours = self._neighbours(hits, hit_weights)
         segments = [
             self._segment(
                 i,
@@ -91,8 +92,7 @@ class Segmenter:
                 p_ret[i],
                 p_final[i],
                 bool(used[i]),
-                hits[i],
-                hit_weights[i],
+                neighbours[i],
             )
             for i in range(n)
         ]
@@ -119,8 +119,7 @@ class Segmenter:
         p_ret: Probs,
         p_final: Probs,
         used: bool,
-        hits: list[Hit],
-        weights: Probs,
+        neighbours: list[Neighbour],
     ) -> Segment:
         best = int(np.argmax(p_final))
         return Segment(
@@ -134,11 +133,20 @@ class Segmenter:
             p_base=p_base,
             p_ret=p_ret,
             p_final=p_final,
-            neighbours=[self._neighbour(h, float(w)) for h, w in zip(hits, weights, strict=True)],
+            neighbours=neighbours,
         )
+
+    def _neighbours(self, hits: list[list[Hit]], weights: list[Probs]) -> list[list[Neighbour]]:
+        """Per proposal its neighbours, with their provenance."""
+        return [
+            [self._neighbour(h, float(w)) for h, w in zip(hs, ws, strict=True)]
+            for hs, ws in zip(hits, weights, strict=True)
+        ]
 
     def _neighbour(self, hit: Hit, weight: float) -> Neighbour:
         p = hit.payload
+        if p is None:  # pragma: no cover - searched with payloads
+            raise ValueError(f"neighbour {hit.id} has no payload")
         return Neighbour(
             point_id=hit.id,
             similarity=hit.score,

@@ -21,7 +21,7 @@ from knnvocab.catalog.domains import check_domain_name, describe_encoder, find_d
 from knnvocab.catalog.models import Dataset, Domain, VocabVersion
 from knnvocab.catalog.runs import checkpoint, finish_run
 from knnvocab.catalog.versions import ClassChange, busy_message, pending_version
-from knnvocab.changes import Change, Opening, versioned_change
+from knnvocab.changes import Change, Opening, retry_while_busy, versioned_change
 from knnvocab.datasets import open_dataset
 from knnvocab.datasets.base import DatasetReader
 from knnvocab.embed.prompts import PromptSet
@@ -30,6 +30,7 @@ from knnvocab.errors import DomainBusyError, EncoderMismatchError
 from knnvocab.ingest.embedding import PointContext, embed_samples
 from knnvocab.ingest.manifest import ContentHasher, manifest_sha256
 from knnvocab.ingest.opening import IngestPlan, bind_domain, only, selected_classes
+from knnvocab.ingest.quota import count_for_quota
 from knnvocab.ingest.types import IngestOptions, IngestSummary
 from knnvocab.progress import NoProgress, Progress
 from knnvocab.store.base import PointFilter
@@ -56,7 +57,9 @@ def ingest(
     ``encoder`` is required for a new domain (default: the settings' model and
     pretrained tag); an existing domain uses its own encoder, and a different one is
     refused. Bad input raises a KnnvocabError naming the file, after rolling back; an
-    interruption leaves the version pending for ``options.resume``.
+    interruption leaves the version pending for ``options.resume``. Into a domain with a
+    quota, an ingest that would exceed it is refused (QuotaExceededError) before anything
+    is embedded or a version is taken.
     """
     check_domain_name(domain)
     started = time.monotonic()
@@ -82,13 +85,16 @@ def ingest(
     _fail_fast_if_busy(ws, domain, options)
     model = _resolve_encoder(ws, domain, encoder)
     ws.store.ensure_collection(model.info.collection, model.dim)
+    wait = options.wait_timeout if options.wait else None
+    # the store is ours before the catalog records anything (a new domain included)
+    retry_while_busy(lambda: ws.store.open_domain(model.info.collection, domain), wait)
+    plan.quota = count_for_quota(ws, plan, domain, model.info)  # before any embedding
     opening = Opening(
         encoder=bind_domain(ws, domain, model.info, actor, options.resume),
         message=options.message,
         params=options.recorded(),
         prompts=PromptSet(options.templates) if options.templates is not None else None,
     )
-    wait = options.wait_timeout if options.wait else None
     with versioned_change(
         ws,
         domain,

@@ -16,7 +16,7 @@ def open_store(settings: Settings) -> VectorStore:
     if settings.qdrant_url is None:
         from knnvocab.store.edge import EdgeStore
 
-        return EdgeStore(settings.vectors_dir)
+        return EdgeStore(settings.vectors_dir, wait=settings.store_wait)
     from knnvocab.store.server import ServerStore
 
     return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key)

@@ -109,11 +109,13 @@ def new_identity() -> str:
 
 @dataclass(frozen=True)
 class Hit:
-    """A neighbour: point id, cosine similarity, payload."""
+    """A neighbour: point id, cosine similarity, class id, and its payload when the search
+    asked for it."""
 
     id: str
     score: float
-    payload: PointPayload
+    class_id: int
+    payload: PointPayload | None = None
 
 
 class VectorStore(Protocol):
@@ -149,9 +151,17 @@ class VectorStore(Protocol):
         """Which of ``ids`` are stored in ``domain`` (lets a re-ingest skip known instances)."""
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
+        self,
+        collection: str,
+        flt: PointFilter,
+        vectors: np.ndarray,
+        k: int,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[list[Hit]]:
-        """(Q, D) queries -> per query its top-``k`` hits, best first, in one batch.
+        """(Q, D) queries -> per query its top-``k`` hits, best first, in one batch;
+        without ``with_payload`` the hits carry only id, score and class id (what the kNN
+        vote needs; provenance is for the neighbours a caller shows).
 
         ``exact``: exhaustive scan of the float32 vectors (no HNSW, no quantization): the
         hits depend only on the points the filter admits, not on how the index was built,

@@ -169,10 +169,16 @@ class CheckedStore:
         return self.inner.existing(collection, domain, ids)
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
+        self,
+        collection: str,
+        flt: PointFilter,
+        vectors: np.ndarray,
+        k: int,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[list[Hit]]:
         self.check(collection)
-        return self.inner.search(collection, flt, vectors, k, exact)
+        return self.inner.search(collection, flt, vectors, k, exact, with_payload)
 
     def count(self, collection: str, flt: PointFilter) -> int:
         self.check(collection)

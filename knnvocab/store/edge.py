@@ -1,9 +1,16 @@
-"""The embedded store: Qdrant's engine in process (qdrant-edge), one shard per domain.
+"""The embedded store: Qdrant's engine in process (qdrant-edge), one shard per collection.
 
-Layout: ``<root>/<collection>/collection.json`` and ``<root>/<collection>/<domain>/`` (an
-edge shard). A shard is open in one process at a time; a second process gets a
-`StoreBusyError`. A shard per domain keeps tenants physically apart and lets ingests into
-different domains run in parallel processes.
+Layout: ``<root>/store.json`` (the store's identity), ``<root>/<collection>/collection.json``
+(dimension, identity, layout) and ``<root>/<collection>/shard/``: one edge shard holding
+every domain of the collection, partitioned by the tenant index on ``domain`` with a
+per-tenant HNSW graph (``payload_m``), as Qdrant advises for many tenants. Cost grows with
+points, not with domains (bench/tenants.py). Stores written with one shard per domain
+(layout 1) are refused until `knnvocab store upgrade` (`knnvocab.store.upgrade`) moves them.
+
+Ownership: a shard is open in one process at a time. The process that first touches a
+collection holds its lock file (``shard.lock``, taken before qdrant-edge opens anything)
+until it closes the store; another process waits up to ``wait`` seconds, then gets a
+`StoreBusyError` naming the holder.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import contextlib
 import fcntl
 import json
 import os
-import re
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,17 +41,21 @@ from knnvocab.store.edge_schema import (
     RESCORE_OVERSAMPLING,
     create_indexes,
     edge_filter,
+    hit,
     shard_config,
 )
 from knnvocab.store.payload import PointPayload
+from knnvocab.store.tuning import TUNING
 
-_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SCROLL_PAGE = 1024
 _STORE_FILE = "store.json"
 _COLLECTION_FILE = "collection.json"
+_SHARD = "shard"
+#: the layout this code writes: 2 = one shard per collection (1 was one per domain)
+LAYOUT = 2
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -53,7 +65,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> None:
+def write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> None:
     """Write ``path`` atomically (temp file, fsync, rename); ``exclusive``: keep an
     existing file (another process created it first)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -70,18 +82,18 @@ def _write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> No
 
 
 class EdgeStore:
-    """`VectorStore` on qdrant-edge shards under ``root``."""
+    """`VectorStore` on qdrant-edge shards under ``root``, one per collection."""
 
     backend = "qdrant-edge"
 
-    def __init__(self, root: Path, hnsw_ef: int = 128) -> None:
+    def __init__(self, root: Path, wait: float = 0.0) -> None:
         self.root = root
-        self.hnsw_ef = hnsw_ef
-        self._shards: dict[tuple[str, str], qe.EdgeShard] = {}
-        self._locks: dict[tuple[str, str], int] = {}
+        self.wait = wait
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._locks: dict[str, int] = {}
         self._dims: dict[str, int] = {}
 
-    # collections and shards -----------------------------------------------------------
+    # identity and collections --------------------------------------------------------
 
     @property
     def location(self) -> str:
@@ -90,7 +102,7 @@ class EdgeStore:
     def root_identity(self) -> str | None:
         """The identity of this store root (``store.json``), None if it has none yet."""
         meta = self.root / _STORE_FILE
-        return str(_read_json(meta)["identity"]) if meta.is_file() else None
+        return str(read_json(meta)["identity"]) if meta.is_file() else None
 
     def _own_identity(self) -> str:
         """The root's identity, created (atomically, first writer wins) if missing."""
@@ -98,8 +110,11 @@ class EdgeStore:
         if known is not None:
             return known
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_json(self.root / _STORE_FILE, {"identity": new_identity()}, exclusive=True)
+        write_json(self.root / _STORE_FILE, {"identity": new_identity()}, exclusive=True)
         return str(self.root_identity())
+
+    def meta_path(self, collection: str) -> Path:
+        return self.root / collection / _COLLECTION_FILE
 
     def ensure_collection(self, collection: str, dim: int) -> None:
         known = self._dims.get(collection)
@@ -107,28 +122,37 @@ class EdgeStore:
             raise StoreError(f"collection {collection} holds {known}-d vectors, not {dim}-d")
         state = self.describe(collection)
         if state is None:
-            meta = self.root / collection / _COLLECTION_FILE
+            meta = self.meta_path(collection)
             meta.parent.mkdir(parents=True, exist_ok=True)
-            record = {"dim": dim, "backend": self.backend, "identity": self._own_identity()}
-            _write_json(meta, record)
+            record = {
+                "dim": dim,
+                "backend": self.backend,
+                "identity": self._own_identity(),
+                "layout": LAYOUT,
+            }
+            write_json(meta, record)
         elif state.dim != dim:
             raise StoreError(f"collection {collection} holds {state.dim}-d vectors, not {dim}-d")
         self._dims[collection] = dim
 
     def describe(self, collection: str) -> CollectionState | None:
-        meta = self.root / collection / _COLLECTION_FILE
+        meta = self.meta_path(collection)
         if not meta.is_file():
             return None
-        data = _read_json(meta)
+        data = read_json(meta)
         identity = data.get("identity")
         return CollectionState(int(data["dim"]), str(identity) if identity else None)
 
+    def layout(self, collection: str) -> int:
+        """The layout a collection was written with (1: a shard per domain)."""
+        return int(read_json(self.meta_path(collection)).get("layout", 1))
+
     def adopt(self, collection: str) -> str:
-        meta = self.root / collection / _COLLECTION_FILE
+        meta = self.meta_path(collection)
         if not meta.is_file():
             raise StoreError(f"vector collection {collection} does not exist in {self.root}")
         identity = self._own_identity()
-        _write_json(meta, {**_read_json(meta), "identity": identity})
+        write_json(meta, {**read_json(meta), "identity": identity})
         return identity
 
     def _dim(self, collection: str) -> int:
@@ -139,75 +163,64 @@ class EdgeStore:
             self._dims[collection] = state.dim
         return self._dims[collection]
 
-    def shard_path(self, collection: str, domain: str) -> Path:
-        if not _DOMAIN_RE.match(domain):
-            raise StoreError(f"invalid domain name {domain!r}")
-        return self.root / collection / domain
+    # the shard and its lock ----------------------------------------------------------
 
-    def _existing(self, collection: str, domain: str) -> qe.EdgeShard | None:
-        """The domain's shard, or None if it has never received a point."""
-        if (collection, domain) in self._shards:
-            return self._shards[(collection, domain)]
-        if not (self.shard_path(collection, domain) / "edge_config.json").is_file():
+    def shard_path(self, collection: str) -> Path:
+        return self.root / collection / _SHARD
+
+    def _shard(self, collection: str, create: bool = False) -> qe.EdgeShard | None:
+        """The collection's shard, opened (under its lock) on first use; None if it does
+        not exist and ``create`` is off."""
+        if collection in self._shards:
+            return self._shards[collection]
+        path = self.shard_path(collection)
+        exists = (path / "edge_config.json").is_file()
+        if not exists and not create:
+            if self.describe(collection) is not None:
+                self._refuse_old_layout(collection)
             return None
-        return self._open(collection, domain)
-
-    def _busy(self, path: Path, domain: str) -> StoreBusyError:
-        return StoreBusyError(
-            f"the embedded vector store of domain {domain!r} ({path}) is open in "
-            "another process; the embedded store serves one process per domain — "
-            "wait for it, or use a Qdrant server (KNNVOCAB_QDRANT_URL)"
-        )
-
-    def _lock(self, collection: str, domain: str) -> int:
-        """Lock the domain's shard for this process before qdrant-edge touches it: opening
-        a shard that another process holds damages that process's files, so a second
-        process must be refused before it opens anything. Returns the lock's descriptor."""
-        path = self.root / collection / f"{domain}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._refuse_old_layout(collection)
+        self._locks[collection] = lock_file(path.with_suffix(".lock"), self.wait, collection)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise self._busy(self.shard_path(collection, domain), domain) from None
-        return fd
-
-    def _unlock(self, collection: str, domain: str) -> None:
-        fd = self._locks.pop((collection, domain), None)
-        if fd is not None:
-            os.close(fd)
-
-    def _open(self, collection: str, domain: str) -> qe.EdgeShard:
-        """The domain's shard, created (with its payload indexes) if missing."""
-        key = (collection, domain)
-        if key in self._shards:
-            return self._shards[key]
-        path = self.shard_path(collection, domain)
-        self._locks[key] = self._lock(collection, domain)
-        try:
-            if (path / "edge_config.json").is_file():
+            if exists:
                 shard = qe.EdgeShard.load(str(path))
             else:
                 shard = qe.EdgeShard.create(str(path), shard_config(self._dim(collection)))
                 create_indexes(shard)
         except Exception as exc:
-            self._unlock(collection, domain)
-            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
-                raise self._busy(path, domain) from None
+            self._unlock(collection)
             raise StoreError(f"cannot open vector shard {path}: {exc}") from None
-        self._shards[key] = shard
+        self._shards[collection] = shard
         return shard
 
-    # VectorStore ----------------------------------------------------------------------
+    def _refuse_old_layout(self, collection: str) -> None:
+        if self.describe(collection) is not None and self.layout(collection) < LAYOUT:
+            raise StoreError(
+                f"vector collection {collection} in {self.root} was written by an older "
+                "knnvocab (one shard per domain): run `knnvocab store upgrade` once to move "
+                "it to the current layout (nothing is lost; resumable)"
+            )
+
+    def _writable(self, collection: str) -> qe.EdgeShard:
+        shard = self._shard(collection, create=True)
+        if shard is None:  # pragma: no cover - create=True always opens or raises
+            raise StoreError(f"cannot open vector collection {collection}")
+        return shard
+
+    def _unlock(self, collection: str) -> None:
+        fd = self._locks.pop(collection, None)
+        if fd is not None:
+            os.close(fd)
+
+    # VectorStore ---------------------------------------------------------------------
 
     def open_domain(self, collection: str, domain: str) -> None:
-        self._open(collection, domain)
+        self._writable(collection)
 
     def insert(self, collection: str, domain: str, points: Sequence[StoredPoint]) -> None:
         if not points:
             return
-        shard = self._open(collection, domain)
+        shard = self._writable(collection)
         for p in points:
             if p.payload.domain != domain:
                 raise StoreError(f"point {p.id} has domain {p.payload.domain!r}, not {domain!r}")
@@ -216,17 +229,26 @@ class EdgeStore:
         ]
         shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
 
-    def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
-        shard = self._existing(collection, domain)
+    def _records(self, collection: str, domain: str, ids: Sequence[Any], fields: Any) -> list[Any]:
+        shard = self._shard(collection)
         if shard is None or not ids:
-            return set()
-        records = shard.retrieve(list(ids), with_payload=["domain"], with_vector=False)
-        return {str(r.id) for r in records if (r.payload or {}).get("domain") == domain}
+            return []
+        records = shard.retrieve(list(ids), with_payload=fields, with_vector=False)
+        return [r for r in records if (r.payload or {}).get("domain") == domain]
+
+    def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
+        return {str(r.id) for r in self._records(collection, domain, ids, ["domain"])}
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
+        self,
+        collection: str,
+        flt: PointFilter,
+        vectors: np.ndarray,
+        k: int,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[list[Hit]]:
-        shard = self._existing(collection, flt.domain)
+        shard = self._shard(collection)
         if shard is None or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         f = edge_filter(flt)
@@ -234,53 +256,55 @@ class EdgeStore:
             qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
             if exact
             else qe.SearchParams(
-                hnsw_ef=max(self.hnsw_ef, k),
+                hnsw_ef=max(TUNING.hnsw_ef, k),
                 quantization=qe.QuantizationSearchParams(
                     rescore=True, oversampling=RESCORE_OVERSAMPLING
                 ),
             )
         )
+        # ids and scores only: payloads selected per hit cost ~3x the search on a small
+        # tenant, one look-up of the distinct ids afterwards a fraction of that
         requests = [
             qe.QueryRequest(
                 limit=k,
-                query=qe.Query.Nearest(v.tolist()),
+                query=qe.Query.Nearest(v),
                 filter=f,
-                with_payload=True,
+                with_payload=False,
                 params=params,
             )
-            for v in np.asarray(vectors, np.float32)
+            for v in np.asarray(vectors, np.float32).tolist()
         ]
         results = shard.query_batch(qe.QueryBatchRequest(requests))
-        return [
-            [
-                Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
-                for p in points
-            ]
-            for points in results
-        ]
+        scored = [
+            [(p.id, p.score) for p in points] for points in results
+        ]  # ids are built per access
+        found = list(dict.fromkeys(i for row in scored for i, _ in row))
+        fields: Any = True if with_payload else ["domain", "class_id"]
+        payloads = {r.id: r.payload for r in self._records(collection, flt.domain, found, fields)}
+        return [[hit(i, score, payloads[i], with_payload) for i, score in row] for row in scored]
 
     def count(self, collection: str, flt: PointFilter) -> int:
-        shard = self._existing(collection, flt.domain)
+        shard = self._shard(collection)
         if shard is None:
             return 0
         return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt))))
 
     def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
-        shard = self._existing(collection, flt.domain)
+        shard = self._shard(collection)
         if shard is None:
             return {}
         response = shard.facet(
             qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=edge_filter(flt))
         )
-        return {hit.value: int(hit.count) for hit in response.hits}
+        return {h.value: int(h.count) for h in response.hits}
 
     def delete(self, collection: str, flt: PointFilter) -> None:
-        shard = self._existing(collection, flt.domain)
+        shard = self._shard(collection)
         if shard is not None:
             shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
     def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
-        shard = self._existing(collection, flt.domain)
+        shard = self._shard(collection)
         if shard is None:
             return
         if version is None:
@@ -292,62 +316,32 @@ class EdgeStore:
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
     ) -> Iterator[StoredPoint]:
-        shard = self._existing(collection, flt.domain)
+        shard = self._shard(collection)
         if shard is None:
             return
-        f = edge_filter(flt)
-        offset: Any = None
-        while True:
-            records, offset = shard.scroll(
-                qe.ScrollRequest(
-                    offset=offset,
-                    limit=_SCROLL_PAGE,
-                    filter=f,
-                    with_payload=True,
-                    with_vector=with_vectors,
-                )
-            )
-            for r in records:
-                vec = as_vector(r.vector) if with_vectors else np.zeros(0, np.float32)
-                yield StoredPoint(str(r.id), vec, PointPayload.from_dict(r.payload or {}))
-            if offset is None:
-                return
+        yield from scroll_shard(shard, edge_filter(flt), with_vectors)
 
     def optimize(self, collection: str, domain: str) -> None:
-        shard = self._existing(collection, domain)
+        shard = self._shard(collection)
         if shard is not None:
             shard.optimize()
 
     def indexed_vectors(self, collection: str, domain: str) -> int:
-        """How many of the domain's vectors are in an HNSW graph (0: searches scan)."""
-        shard = self._existing(collection, domain)
+        """How many of the collection's vectors are in an HNSW graph (0: searches scan)."""
+        shard = self._shard(collection)
         return 0 if shard is None else int(shard.info().indexed_vectors_count)
 
     def domains(self, collection: str) -> list[str]:
-        """Domains that have a shard in ``collection``."""
-        folder = self.root / collection
-        if not folder.is_dir():
+        """Domains that have points in ``collection``."""
+        shard = self._shard(collection)
+        if shard is None:
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "edge_config.json").is_file())
+        response = shard.facet(qe.FacetRequest(key="domain", limit=1_000_000, exact=True))
+        return sorted(str(h.value) for h in response.hits if h.count > 0)
 
     def drop_domain(self, collection: str, domain: str) -> None:
-        """Delete the domain's points, then close and remove its shard directory.
-
-        Deleting first opens the shard, so a shard open in another process is refused
-        (`StoreBusyError`) instead of being removed under it.
-        """
-        import shutil
-
+        """Delete every point of the domain; the shard's optimizer reclaims the space."""
         self.delete(collection, PointFilter(domain=domain))
-        shard = self._shards.pop((collection, domain), None)
-        if shard is not None:
-            shard.close()
-        path = self.shard_path(collection, domain)
-        if path.is_dir():
-            shutil.rmtree(path)
-        if (collection, domain) in self._locks:
-            (self.root / collection / f"{domain}.lock").unlink(missing_ok=True)
-            self._unlock(collection, domain)
 
     def flush(self) -> None:
         for shard in self._shards.values():
@@ -358,5 +352,54 @@ class EdgeStore:
             shard.flush()
             shard.close()
         self._shards.clear()
-        for collection, domain in list(self._locks):
-            self._unlock(collection, domain)
+        for collection in list(self._locks):
+            self._unlock(collection)
+
+
+def scroll_shard(
+    shard: qe.EdgeShard, f: qe.Filter | None, with_vectors: bool
+) -> Iterator[StoredPoint]:
+    """Every point of ``shard`` matching ``f``, a page at a time."""
+    offset: Any = None
+    while True:
+        records, offset = shard.scroll(
+            qe.ScrollRequest(
+                offset=offset,
+                limit=_SCROLL_PAGE,
+                filter=f,
+                with_payload=True,
+                with_vector=with_vectors,
+            )
+        )
+        for r in records:
+            vec = as_vector(r.vector) if with_vectors else np.zeros(0, np.float32)
+            yield StoredPoint(str(r.id), vec, PointPayload.from_dict(r.payload or {}))
+        if offset is None:
+            return
+
+
+def lock_file(path: Path, wait: float, what: str) -> int:
+    """Lock ``path`` for this process before qdrant-edge touches the shard beside it:
+    opening a shard another process holds damages that process's files. Waits up to
+    ``wait`` seconds; then a `StoreBusyError` names the holder. Returns the descriptor."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                holder = path.read_text().strip() or "another process"
+                os.close(fd)
+                raise StoreBusyError(
+                    f"the embedded vector store's collection {what} ({path.parent}) is open "
+                    f"in {holder}; the embedded store serves one process at a time — wait "
+                    "for it (KNNVOCAB_STORE_WAIT=SECONDS waits), or use a Qdrant server "
+                    "(KNNVOCAB_QDRANT_URL)"
+                ) from None
+            time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()} ({' '.join(sys.argv[:3])[:120]})".encode())
+    return fd

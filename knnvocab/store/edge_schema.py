@@ -20,6 +20,7 @@ from knnvocab.store.payload import (
     Missing,
     PointPayload,
 )
+from knnvocab.store.tuning import TUNING
 
 
 def _edge_condition(c: Condition) -> Any:
@@ -37,8 +38,10 @@ def _edge_condition(c: Condition) -> Any:
     raise TypeError(f"unknown filter condition {c!r}")
 
 
-def hit(p: Any) -> Hit:
-    return Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
+def hit(point_id: Any, score: float, payload: dict[str, Any], with_payload: bool) -> Hit:
+    """A scored point of a query, with its payload looked up afterwards, as a `Hit`."""
+    full = PointPayload.from_dict(payload) if with_payload else None
+    return Hit(str(point_id), float(score), int(payload.get("class_id", -1)), full)
 
 
 def edge_filter(flt: PointFilter) -> qe.Filter:
@@ -49,28 +52,31 @@ def edge_filter(flt: PointFilter) -> qe.Filter:
     return qe.Filter(must=must, must_not=must_not or None)
 
 
-#: int8 candidates rescored with the float32 vectors, as a multiple of k (bench/README.md)
-RESCORE_OVERSAMPLING = 2.0
+RESCORE_OVERSAMPLING = TUNING.oversampling
 
 
 def shard_config(dim: int) -> qe.EdgeConfig:
-    # Tuned with bench/knn.py (bench/README.md): m=16 / ef_construct=128 gave recall@10
-    # 0.97 at 100k points per domain with hnsw_ef=128, m=32 / ef_construct=256 gives 0.999.
-    # HNSW builds and searches on int8 copies of the vectors pinned in RAM (~2x faster at
-    # 512-d); search rescores the best candidates with the float32 originals.
+    """One shard for every domain of a collection, tuned as `TUNING` says."""
     return qe.EdgeConfig(
         vectors={"": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-        hnsw_config=qe.HnswIndexConfig(m=32, ef_construct=256, full_scan_threshold=10_000),
+        hnsw_config=qe.HnswIndexConfig(
+            m=TUNING.m,
+            payload_m=TUNING.payload_m,
+            ef_construct=TUNING.ef_construct,
+            full_scan_threshold=TUNING.full_scan_threshold_kb,
+        ),
         quantization_config=qe.ScalarQuantizationConfig(
-            type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned
+            type=qe.ScalarType.Int8, quantile=TUNING.quantile, memory=qe.Memory.Pinned
         ),
     )
 
 
 def _edge_index(f: IndexedField) -> Any:
+    # HNSW links only on the tenant key: building graphs for every indexed field made one
+    # optimize of 60k points take 320 s instead of 4.6 s (bench/README.md)
     if f.kind == "keyword":
-        return qe.KeywordIndexParams(is_tenant=True) if f.tenant else qe.KeywordIndexParams()
-    return qe.IntegerIndexParams(lookup=True, range=f.range)
+        return qe.KeywordIndexParams(is_tenant=f.tenant, enable_hnsw=f.tenant)
+    return qe.IntegerIndexParams(lookup=True, range=f.range, enable_hnsw=False)
 
 
 def create_indexes(shard: qe.EdgeShard) -> None:

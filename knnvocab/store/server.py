@@ -33,6 +33,7 @@ from knnvocab.store.payload import (
     Missing,
     PointPayload,
 )
+from knnvocab.store.tuning import TUNING
 
 _SCROLL_PAGE = 1024
 #: collection metadata key holding the identity of the store the collection belongs to
@@ -62,14 +63,21 @@ def server_filter(flt: PointFilter) -> qm.Filter:
     return qm.Filter(must=must, must_not=must_not or None)
 
 
-def _hit(p: Any) -> Hit:
-    return Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
+def _hit(p: Any, with_payload: bool) -> Hit:
+    payload = p.payload or {}
+    full = PointPayload.from_dict(payload) if with_payload else None
+    return Hit(str(p.id), float(p.score), int(payload.get("class_id", -1)), full)
 
 
 def _server_index(f: IndexedField) -> Any:
+    # as the embedded store: HNSW links only on the tenant key (edge_schema._edge_index)
     if f.kind == "keyword":
-        return qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=f.tenant)
-    return qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=True, range=f.range)
+        return qm.KeywordIndexParams(
+            type=qm.KeywordIndexType.KEYWORD, is_tenant=f.tenant, enable_hnsw=f.tenant
+        )
+    return qm.IntegerIndexParams(
+        type=qm.IntegerIndexType.INTEGER, lookup=True, range=f.range, enable_hnsw=False
+    )
 
 
 class ServerStore:
@@ -77,12 +85,11 @@ class ServerStore:
 
     backend = "qdrant-server"
 
-    def __init__(self, client: QdrantClient, hnsw_ef: int = 128, url: str = ":memory:") -> None:
+    def __init__(self, client: QdrantClient, url: str = ":memory:") -> None:
         from qdrant_client.local.qdrant_local import QdrantLocal
 
         self.client = client
         self.url = url
-        self.hnsw_ef = hnsw_ef
         self._known: dict[str, int] = {}
         self.in_process = isinstance(getattr(client, "_client", None), QdrantLocal)
 
@@ -119,7 +126,17 @@ class ServerStore:
                 self.client.create_collection,
                 collection,
                 vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
-                hnsw_config=qm.HnswConfigDiff(m=0, payload_m=16, ef_construct=128),
+                hnsw_config=qm.HnswConfigDiff(
+                    m=TUNING.m,
+                    payload_m=TUNING.payload_m,
+                    ef_construct=TUNING.ef_construct,
+                    full_scan_threshold=TUNING.full_scan_threshold_kb,
+                ),
+                quantization_config=qm.ScalarQuantization(
+                    scalar=qm.ScalarQuantizationConfig(
+                        type=qm.ScalarType.INT8, quantile=TUNING.quantile, always_ram=True
+                    )
+                ),
                 metadata={_IDENTITY_KEY: new_identity()},
             )
             self._create_indexes(collection)
@@ -187,7 +204,13 @@ class ServerStore:
         return {str(r.id) for r in records if (r.payload or {}).get("domain") == domain}
 
     def search(
-        self, collection: str, flt: PointFilter, vectors: np.ndarray, k: int, exact: bool = False
+        self,
+        collection: str,
+        flt: PointFilter,
+        vectors: np.ndarray,
+        k: int,
+        exact: bool = False,
+        with_payload: bool = True,
     ) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
@@ -200,19 +223,19 @@ class ServerStore:
                 exact=True, quantization=qm.QuantizationSearchParams(ignore=True)
             )
         else:
-            params = qm.SearchParams(hnsw_ef=max(self.hnsw_ef, k))
+            params = qm.SearchParams(
+                hnsw_ef=max(TUNING.hnsw_ef, k),
+                quantization=qm.QuantizationSearchParams(
+                    rescore=True, oversampling=TUNING.oversampling
+                ),
+            )
+        fields: Any = True if with_payload else ["class_id"]
         requests = [
-            qm.QueryRequest(query=v.tolist(), filter=f, limit=k, with_payload=True, params=params)
+            qm.QueryRequest(query=v.tolist(), filter=f, limit=k, with_payload=fields, params=params)
             for v in np.asarray(vectors, np.float32)
         ]
         responses = self._call("search", self.client.query_batch_points, collection, requests)
-        return [
-            [
-                Hit(str(p.id), float(p.score), PointPayload.from_dict(p.payload or {}))
-                for p in r.points
-            ]
-            for r in responses
-        ]
+        return [[_hit(p, with_payload) for p in r.points] for r in responses]
 
     def count(self, collection: str, flt: PointFilter) -> int:
         result = self._call(

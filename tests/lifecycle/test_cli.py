@@ -16,6 +16,7 @@ from knnvocab.config import Settings
 from knnvocab.workspace import Workspace
 from tests.cli.conftest import Run
 from tests.data import index_dataset
+from tests.lifecycle.helpers import collection_of
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +73,12 @@ def test_domains_from_create_to_delete(
 
         rollback_pending(ws, "lab", actor="tester")
     refused(cli("domain", "delete", "lab"), "pass --yes to confirm")
-    (collection,) = (p for p in (settings.home / "vectors").iterdir() if p.is_dir())
-    assert (collection / "lab").is_dir()
+    with Workspace(settings) as ws:
+        collection = collection_of(ws, "lab")
+        assert ws.store.domains(collection) == ["lab"]
     ok(cli("domain", "delete", "lab", "--yes", "-m", "project ended"))
-    assert not (collection / "lab").exists()
+    with Workspace(settings) as ws:
+        assert ws.store.domains(collection) == []
     refused(cli("domain", "show", "lab"), "domain 'lab' does not exist")
     events = json.loads(ok(cli("audit", "lab", "--json")).stdout)
     assert events[0]["action"] == "domain.create"

@@ -44,8 +44,11 @@ def open_version(ws: Workspace, state: str | None, pid: int) -> int:
         return v.number
 
 
-def plant(ws: Workspace, collection: str, p: StoredPoint, **payload: Any) -> StoredPoint:
-    point = replace(p, id=f"{p.id[:-4]}beef", payload=replace(p.payload, **payload))
+def plant(
+    ws: Workspace, collection: str, p: StoredPoint, tag: str = "beef", **payload: Any
+) -> StoredPoint:
+    """A copy of ``p`` (id ending in ``tag``) with other payload values, inserted."""
+    point = replace(p, id=f"{p.id[:-4]}{tag}", payload=replace(p.payload, **payload))
     ws.store.insert(collection, point.payload.domain, [point])
     return point
 
@@ -69,7 +72,7 @@ def plant_drift(ws: Workspace) -> None:
     crashed = open_version(ws, None, dead_pid())  # version 4, its process is gone
     plant(ws, collection, by_label["_background_"], added_in=crashed)
     ws.store.set_removed_in(collection, of("sofa"), crashed)
-    plant(ws, collection, by_label["sofa"], domain="ghost")  # a domain the catalog lacks
+    plant(ws, collection, by_label["sofa"], "babe", domain="ghost")  # a domain the catalog lacks
     ws.store.flush()
 
 

@@ -1,9 +1,12 @@
-"""What only the embedded store does: persistence, one process per shard, a shard per domain."""
+"""What only the embedded store does: persistence, one process per shard, one shard per
+collection shared by every domain."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +30,19 @@ def test_points_survive_close_and_reopen(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_each_domain_has_its_own_shard(tmp_path: Path) -> None:
+def test_domains_share_one_shard_per_collection(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path)
     store.ensure_collection(COLLECTION, DIM)
     rng = np.random.default_rng(1)
     store.insert(COLLECTION, "alpha", make_points("alpha", unit(rng, 3)))
     store.insert(COLLECTION, "beta", make_points("beta", unit(rng, 3)))
-    assert (tmp_path / COLLECTION / "alpha" / "edge_config.json").is_file()
-    assert (tmp_path / COLLECTION / "beta" / "edge_config.json").is_file()
+    folders = sorted(p.name for p in (tmp_path / COLLECTION).iterdir() if p.is_dir())
+    assert folders == ["shard"]  # no folder, file or memory per domain
+    assert (tmp_path / COLLECTION / "shard" / "edge_config.json").is_file()
     store.drop_domain(COLLECTION, "alpha")
     assert store.domains(COLLECTION) == ["beta"]
+    assert store.count(COLLECTION, PointFilter("alpha")) == 0
+    assert store.count(COLLECTION, PointFilter("beta")) == 3
     store.close()
 
 
@@ -63,12 +69,19 @@ def test_a_shard_open_in_another_process_is_refused_clearly(tmp_path: Path) -> N
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         other = EdgeStore(tmp_path)
-        with pytest.raises(StoreBusyError, match="open in another process"):
+        with pytest.raises(StoreBusyError, match=f"is open in process {holder.pid}"):
             other.count(COLLECTION, PointFilter("alpha"))
-        # another domain is not blocked
-        other.insert(COLLECTION, "beta", make_points("beta", unit(np.random.default_rng(3), 2)))
-        assert other.count(COLLECTION, PointFilter("beta")) == 2
+        # one process owns the collection: another domain waits too
+        with pytest.raises(StoreBusyError, match="KNNVOCAB_STORE_WAIT"):
+            other.insert(COLLECTION, "beta", make_points("beta", unit(np.random.default_rng(3), 2)))
         other.close()
+        # a process that may wait gets the store once the holder is done
+        threading.Timer(1.0, holder.kill).start()
+        started = time.monotonic()
+        waiting = EdgeStore(tmp_path, wait=30)
+        assert waiting.count(COLLECTION, PointFilter("alpha")) == 3
+        assert time.monotonic() - started >= 0.9
+        waiting.close()
     finally:
         holder.kill()
         holder.wait()
