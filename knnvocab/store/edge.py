@@ -51,6 +51,8 @@ _SCROLL_PAGE = 1024
 _STORE_FILE = "store.json"
 _COLLECTION_FILE = "collection.json"
 _SHARD = "shard"
+#: point ids whose class a process keeps (~200 bytes each)
+_CLASS_CACHE = 2_000_000
 #: the layout this code writes: 2 = one shard per collection (1 was one per domain)
 LAYOUT = 2
 
@@ -92,6 +94,7 @@ class EdgeStore:
         self._shards: dict[str, qe.EdgeShard] = {}
         self._locks: dict[str, int] = {}
         self._dims: dict[str, int] = {}
+        self._class_of: dict[Any, int] = {}  # point id -> class id, see _classes
 
     # identity and collections --------------------------------------------------------
 
@@ -275,13 +278,28 @@ class EdgeStore:
             for v in np.asarray(vectors, np.float32).tolist()
         ]
         results = shard.query_batch(qe.QueryBatchRequest(requests))
-        scored = [
-            [(p.id, p.score) for p in points] for points in results
-        ]  # ids are built per access
+        # each access to a result's id builds a UUID: take it once
+        scored = [[(p.id, p.score) for p in points] for points in results]
         found = list(dict.fromkeys(i for row in scored for i, _ in row))
-        fields: Any = True if with_payload else ["domain", "class_id"]
-        payloads = {r.id: r.payload for r in self._records(collection, flt.domain, found, fields)}
+        if with_payload:
+            payloads = {r.id: r.payload for r in self._records(collection, flt.domain, found, True)}
+        else:
+            payloads = self._classes(collection, flt.domain, found)
         return [[hit(i, score, payloads[i], with_payload) for i, score in row] for row in scored]
+
+    def _classes(self, collection: str, domain: str, ids: list[Any]) -> dict[Any, dict[str, Any]]:
+        """``{"class_id": …}`` of each point. A point's class never changes (only its
+        ``removed_in`` does), and no other process can write while this one holds the
+        shard, so what was looked up once is kept, up to a bound, until this process
+        deletes points (an id may come back with another class after a domain is
+        deleted and made again)."""
+        missing = [i for i in ids if i not in self._class_of]
+        if missing:
+            if len(self._class_of) > _CLASS_CACHE:
+                self._class_of.clear()
+            for r in self._records(collection, domain, missing, ["domain", "class_id"]):
+                self._class_of[r.id] = int((r.payload or {}).get("class_id", -1))
+        return {i: {"class_id": self._class_of.get(i, -1)} for i in ids}
 
     def count(self, collection: str, flt: PointFilter) -> int:
         shard = self._shard(collection)
@@ -299,6 +317,7 @@ class EdgeStore:
         return {h.value: int(h.count) for h in response.hits}
 
     def delete(self, collection: str, flt: PointFilter) -> None:
+        self._class_of.clear()
         shard = self._shard(collection)
         if shard is not None:
             shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
@@ -352,6 +371,7 @@ class EdgeStore:
             shard.flush()
             shard.close()
         self._shards.clear()
+        self._class_of.clear()
         for collection in list(self._locks):
             self._unlock(collection)
 

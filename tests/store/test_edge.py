@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -186,4 +187,25 @@ def test_exact_search_is_brute_force_and_never_drifts(tmp_path: Path) -> None:
     store.insert("big", "alpha", _random_points(rng, 4000, 8000, version=2))
     store.optimize("big", "alpha")
     assert store.search("big", at_v1, q, 10, exact=True) == before
+    store.close()
+
+
+def test_searches_without_payloads_give_each_point_its_current_class(tmp_path: Path) -> None:
+    """Class ids are looked up once and kept; deleting points forgets them, so an id that
+    comes back (a domain deleted and made again) carries its new class."""
+    store = EdgeStore(tmp_path)
+    store.ensure_collection(COLLECTION, DIM)
+    points = make_points("alpha", unit(np.random.default_rng(12), 9))
+    store.insert(COLLECTION, "alpha", points)
+    q = np.stack([p.vector for p in points])
+    flt = PointFilter("alpha", visible_at=1)
+    for _ in range(2):  # the second time from what the store kept
+        hits = store.search(COLLECTION, flt, q, 1, with_payload=False)
+        assert [h[0].class_id for h in hits] == [p.payload.class_id for p in points]
+        assert all(h[0].payload is None for h in hits)
+    store.drop_domain(COLLECTION, "alpha")
+    moved = [replace(p, payload=replace(p.payload, class_id=7)) for p in points]
+    store.insert(COLLECTION, "alpha", moved)
+    hits = store.search(COLLECTION, flt, q, 1, with_payload=False)
+    assert [h[0].class_id for h in hits] == [7] * 9
     store.close()
