@@ -283,23 +283,24 @@ class EdgeStore:
         found = list(dict.fromkeys(i for row in scored for i, _ in row))
         if with_payload:
             payloads = {r.id: r.payload for r in self._records(collection, flt.domain, found, True)}
-        else:
-            payloads = self._classes(collection, flt.domain, found)
-        return [[hit(i, score, payloads[i], with_payload) for i, score in row] for row in scored]
+            return [[hit(i, score, payloads[i]) for i, score in row] for row in scored]
+        classes = self._classes(collection, flt.domain, found)
+        return [[Hit(str(i), score, classes[i]) for i, score in row] for row in scored]
 
-    def _classes(self, collection: str, domain: str, ids: list[Any]) -> dict[Any, dict[str, Any]]:
-        """``{"class_id": …}`` of each point. A point's class never changes (only its
+    def _classes(self, collection: str, domain: str, ids: list[Any]) -> dict[Any, int]:
+        """The class id of each point. A point's class never changes (only its
         ``removed_in`` does), and no other process can write while this one holds the
         shard, so what was looked up once is kept, up to a bound, until this process
         deletes points (an id may come back with another class after a domain is
         deleted and made again)."""
-        missing = [i for i in ids if i not in self._class_of]
+        known = self._class_of
+        missing = [i for i in ids if i not in known]
         if missing:
-            if len(self._class_of) > _CLASS_CACHE:
-                self._class_of.clear()
+            if len(known) > _CLASS_CACHE:
+                known.clear()
             for r in self._records(collection, domain, missing, ["domain", "class_id"]):
-                self._class_of[r.id] = int((r.payload or {}).get("class_id", -1))
-        return {i: {"class_id": self._class_of.get(i, -1)} for i in ids}
+                known[r.id] = int((r.payload or {}).get("class_id", -1))
+        return {i: known.get(i, -1) for i in ids}
 
     def count(self, collection: str, flt: PointFilter) -> int:
         shard = self._shard(collection)

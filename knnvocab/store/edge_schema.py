@@ -38,10 +38,10 @@ def _edge_condition(c: Condition) -> Any:
     raise TypeError(f"unknown filter condition {c!r}")
 
 
-def hit(point_id: Any, score: float, payload: dict[str, Any], with_payload: bool) -> Hit:
+def hit(point_id: Any, score: float, payload: dict[str, Any]) -> Hit:
     """A scored point of a query, with its payload looked up afterwards, as a `Hit`."""
-    full = PointPayload.from_dict(payload) if with_payload else None
-    return Hit(str(point_id), float(score), int(payload.get("class_id", -1)), full)
+    full = PointPayload.from_dict(payload)
+    return Hit(str(point_id), float(score), full.class_id, full)
 
 
 def edge_filter(flt: PointFilter) -> qe.Filter:
