@@ -176,13 +176,11 @@ class EdgeStore:
         not exist and ``create`` is off."""
         if collection in self._shards:
             return self._shards[collection]
+        self._refuse_old_layout(collection)
         path = self.shard_path(collection)
         exists = (path / "edge_config.json").is_file()
         if not exists and not create:
-            if self.describe(collection) is not None:
-                self._refuse_old_layout(collection)
             return None
-        self._refuse_old_layout(collection)
         self._locks[collection] = lock_file(path.with_suffix(".lock"), self.wait, collection)
         try:
             if exists:
@@ -197,7 +195,7 @@ class EdgeStore:
         return shard
 
     def _refuse_old_layout(self, collection: str) -> None:
-        if self.describe(collection) is not None and self.layout(collection) < LAYOUT:
+        if self.meta_path(collection).is_file() and self.layout(collection) < LAYOUT:
             raise StoreError(
                 f"vector collection {collection} in {self.root} was written by an older "
                 "knnvocab (one shard per domain): run `knnvocab store upgrade` once to move "
