@@ -31,6 +31,17 @@ ENV_VARS: dict[str, str] = {
     "KNNVOCAB_AUTO_MIGRATE": "migrate the catalog schema on open (default 1)",
     "KNNVOCAB_STORE_WAIT": "seconds to wait for the embedded store while another process "
     "has it open (default 0: refuse at once)",
+    "KNNVOCAB_DATA_ROOT": "service: folder whose datasets an ingest request may name by path "
+    "(default: none, uploads only)",
+    "KNNVOCAB_SEGMENT_QUEUE": "service: segment requests waiting per process before 503 "
+    "(default 8)",
+    "KNNVOCAB_SEGMENT_THREADS": "service: segmentations running at once per process (default 1)",
+    "KNNVOCAB_REQUEST_TIMEOUT": "service: seconds a segment request may wait and run before "
+    "503 (default 60)",
+    "KNNVOCAB_MAX_BODY_MB": "service: largest segment or explain body in MB (default 32)",
+    "KNNVOCAB_MAX_UPLOAD_MB": "service: largest dataset archive upload in MB (default 2048)",
+    "KNNVOCAB_SERVER_URL": "CLI: run read and segment commands against this knnvocab service",
+    "KNNVOCAB_TOKEN": "CLI: the bearer token sent to KNNVOCAB_SERVER_URL",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -74,6 +85,11 @@ def _seconds(env: Mapping[str, str], name: str) -> float:
     return value
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).expanduser().resolve() if raw else None
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -101,6 +117,14 @@ class Settings:
     user: str = field(default_factory=_user)
     auto_migrate: bool = True
     store_wait: float = 0.0
+    data_root: Path | None = None
+    segment_queue: int = 8
+    segment_threads: int = 1
+    request_timeout: float = 60.0
+    max_body_mb: int = 32
+    max_upload_mb: int = 2048
+    server_url: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +152,14 @@ class Settings:
             user=env.get("KNNVOCAB_USER") or _user(),
             auto_migrate=_flag(env, "KNNVOCAB_AUTO_MIGRATE", True),
             store_wait=_seconds(env, "KNNVOCAB_STORE_WAIT"),
+            data_root=_path(env, "KNNVOCAB_DATA_ROOT"),
+            segment_queue=_int(env, "KNNVOCAB_SEGMENT_QUEUE", 8),
+            segment_threads=_int(env, "KNNVOCAB_SEGMENT_THREADS", 1),
+            request_timeout=_seconds(env, "KNNVOCAB_REQUEST_TIMEOUT") or 60.0,
+            max_body_mb=_int(env, "KNNVOCAB_MAX_BODY_MB", 32),
+            max_upload_mb=_int(env, "KNNVOCAB_MAX_UPLOAD_MB", 2048),
+            server_url=(env.get("KNNVOCAB_SERVER_URL") or None),
+            token=env.get("KNNVOCAB_TOKEN") or None,
         )
 
     @property

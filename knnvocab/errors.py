@@ -39,6 +39,16 @@ class NotFoundError(KnnvocabError):
     """A domain, version, class or dataset does not exist."""
 
 
+class DomainNotFoundError(NotFoundError):
+    """A domain does not exist (``domain``: the name asked for). The service answers it
+    with a message of its own that lists nothing, so a tenant cannot learn which other
+    domains exist."""
+
+    def __init__(self, domain: str, message: str) -> None:
+        self.domain = domain
+        super().__init__(message)
+
+
 class VersionStateError(KnnvocabError):
     """A version exists but cannot be used for this (pending, failed, rolled back, purged)."""
 

@@ -72,13 +72,13 @@ def open_image(data: bytes, name: str | Path, max_pixels: int) -> Image.Image:
 
 
 def load_rgb(
-    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None
+    path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None
 ) -> ImageArray:
     """Decode ``path`` (or its already-read ``data``) into (H, W, 3) uint8 RGB.
 
     EXIF orientation is applied, so the array is the photo as a viewer shows it.
     """
-    img = open_image(data if data is not None else read_bytes(path), path, max_pixels)
+    img = open_image(data if data is not None else read_bytes(Path(path)), path, max_pixels)
     try:
         img = ImageOps.exif_transpose(img) or img
         rgb = _to_rgb(img)
@@ -87,12 +87,15 @@ def load_rgb(
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 
-def load_label_png(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a single-channel label image (index, palette or 16-bit) into (H, W) int64.
+def load_label_png(
+    path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None
+) -> np.ndarray:
+    """Decode a single-channel label image (index, palette or 16-bit) at ``path`` (or its
+    already-read ``data``) into (H, W) int64.
 
     Palette PNGs give their palette indices, not colours; RGB images are refused.
     """
-    img = open_image(read_bytes(path), path, max_pixels)
+    img = open_image(data if data is not None else read_bytes(Path(path)), path, max_pixels)
     if img.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
         raise ImageError(path, f"expected a single-channel index mask, got a {img.mode} image")
     return np.asarray(img).astype(np.int64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,9 @@ from knnvocab.store.checked import CheckedStore
 if TYPE_CHECKING:
     from knnvocab.catalog.models import Encoder
     from knnvocab.embed.openclip import OpenClipEncoder
+
+#: encoders a process keeps loaded (the least recently used one goes first)
+MAX_ENCODERS = 4
 
 
 class Workspace:
@@ -34,7 +39,8 @@ class Workspace:
         self.settings = settings or get_settings()
         self._store = CheckedStore(store, lambda: self.catalog) if store is not None else None
         self._catalog = catalog
-        self._encoders: dict[EncoderSpec, OpenClipEncoder] = {}
+        self._encoders: OrderedDict[EncoderSpec, OpenClipEncoder] = OrderedDict()
+        self._loading = threading.Lock()
 
     @property
     def catalog(self) -> Catalog:
@@ -52,14 +58,20 @@ class Workspace:
         return self._store
 
     def encoder(self, spec: EncoderSpec) -> OpenClipEncoder:
-        """Load (once per process) the encoder ``spec`` describes."""
-        if spec not in self._encoders:
-            from knnvocab.embed.openclip import OpenClipEncoder
+        """Load (once per process, one thread at a time) the encoder ``spec`` describes.
+        The ``MAX_ENCODERS`` used last stay warm (a domain's old versions may use older
+        encoders after a re-embed)."""
+        with self._loading:
+            if spec not in self._encoders:
+                from knnvocab.embed.openclip import OpenClipEncoder
 
-            self._encoders[spec] = OpenClipEncoder.load(
-                spec, self.settings.cache_dir, self.settings.device
-            )
-        return self._encoders[spec]
+                self._encoders[spec] = OpenClipEncoder.load(
+                    spec, self.settings.cache_dir, self.settings.device
+                )
+                while len(self._encoders) > MAX_ENCODERS:
+                    self._encoders.popitem(last=False)
+            self._encoders.move_to_end(spec)
+            return self._encoders[spec]
 
     def encoder_of(self, row: Encoder) -> OpenClipEncoder:
         """Load a catalog encoder and check its weights still give the same fingerprint."""

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from knnvocab.catalog import audit
 from knnvocab.catalog.models import Domain, Encoder
 from knnvocab.embed.spec import EncoderInfo, EncoderSpec
-from knnvocab.errors import ConfigError, EncoderMismatchError, NotFoundError
+from knnvocab.errors import ConfigError, DomainNotFoundError, EncoderMismatchError, NotFoundError
 
 DOMAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -44,7 +44,7 @@ def get_domain(session: Session, name: str) -> Domain:
     if domain is None:
         known = session.scalars(select(Domain.name).order_by(Domain.name).limit(10)).all()
         hint = f" (known: {', '.join(known)})" if known else " (no domains yet)"
-        raise NotFoundError(f"domain {name!r} does not exist{hint}")
+        raise DomainNotFoundError(name, f"domain {name!r} does not exist{hint}")
     return domain
 
 

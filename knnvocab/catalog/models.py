@@ -34,6 +34,8 @@ from knnvocab.embed.prompts import DEFAULT_NAME_RULE, DEFAULT_TEMPLATES
 VERSION_STATES = ("pending", "published", "failed", "rolled_back")
 OPERATIONS = ("ingest", "retire", "restore", "purge")
 RUN_STATES = ("running", "succeeded", "failed", "interrupted")
+TOKEN_SCOPES = ("query", "write", "admin")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 def utcnow() -> datetime:
@@ -287,3 +289,68 @@ class StoreIdentity(Base):
     location: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     how: Mapped[str] = mapped_column(String(16))  # created | adopted
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP service. Only the SHA-256 of the secret is stored; the
+    secret is shown once, when the token is created.
+
+    ``domain_id`` NULL is a deployment token (all domains). A domain's tokens are deleted
+    with it (never set to NULL, which would widen them to every domain). Revision 0006.
+    """
+
+    __tablename__ = "api_token"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+
+    domain: Mapped[Domain | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("scope IN ('query', 'write', 'admin')", name="ck_api_token_scope"),
+    )
+
+
+class ServiceJob(Base):
+    """A long-running job of the HTTP service (an ingest). Its state lives in the catalog,
+    so any worker can report it and a restarted service sees what it left. Revision 0006.
+
+    ``owner`` is the host and pid of the process running it; ``version`` the version
+    number it took, once it took one.
+    """
+
+    __tablename__ = "service_job"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    actor: Mapped[str] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    domain: Mapped[Domain] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
+            name="ck_service_job_state",
+        ),
+    )

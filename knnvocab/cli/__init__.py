@@ -58,12 +58,16 @@ def _register() -> None:
     cmd_segment.register(app)
     app.add_typer(cmd_eval.app, name="eval")
     app.add_typer(cmd_vocab.app, name="vocab")
-    from knnvocab.cli import cmd_audit, cmd_doctor, cmd_domain, cmd_store
+    from knnvocab.cli import cmd_audit, cmd_doctor, cmd_domain, cmd_store, cmd_token
 
     app.add_typer(cmd_domain.app, name="domain")
     app.add_typer(cmd_store.app, name="store")
+    app.add_typer(cmd_token.app, name="token")
     cmd_audit.register(app)
     cmd_doctor.register(app)
+    from knnvocab.cli import cmd_serve
+
+    cmd_serve.register(app)
 
 
 _register()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +59,7 @@ class Written:
         }
 
 
-def index_png(seg: Segmentation, path: Path) -> None:
+def index_png(seg: Segmentation, path: Path | BinaryIO) -> None:
     """Class ids as a PNG: uint8 (palette) when every id fits, uint16 when the
     vocabulary has ids above 255."""
     top = max(seg.class_ids, default=0)
@@ -68,7 +68,7 @@ def index_png(seg: Segmentation, path: Path) -> None:
         img.putpalette(palette(255).flatten().tolist())
     else:
         img = Image.fromarray(seg.labels.astype(np.uint16))
-    img.save(path, optimize=False)
+    img.save(path, format="PNG", optimize=False)
 
 
 def colour_image(seg: Segmentation) -> ImageArray:

@@ -127,8 +127,16 @@ class MaskFolder:
 def _rle_file(path: Path, shape: tuple[int, ...]) -> npt.NDArray[np.int32]:
     """A JSON list of COCO RLE masks (or of objects with a ``segmentation`` RLE)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(path, f"cannot read proposal masks ({exc})") from None
+    return _rle_masks(text, path, shape)
+
+
+def _rle_masks(text: str | bytes, path: Path | str, shape: tuple[int, ...]) -> ProposalMap:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise InputError(path, f"cannot read proposal masks ({exc})") from None
     items = (
         data if isinstance(data, list) else data.get("masks") if isinstance(data, dict) else None
@@ -148,6 +156,30 @@ def _rle_file(path: Path, shape: tuple[int, ...]) -> npt.NDArray[np.int32]:
     if not masks:
         return np.zeros(size, np.int32)
     return from_masks(np.stack(masks))
+
+
+class GivenMasks:
+    """Proposals sent with the image (the service's ``masks`` field): an id PNG (each pixel
+    the id of its proposal, 0 for none) or a JSON list of COCO RLE masks."""
+
+    name = "masks"
+
+    def __init__(self, data: bytes, name: str, max_pixels: int) -> None:
+        self.data, self.source, self.max_pixels = data, name, max_pixels
+
+    def __call__(self, image: ImageArray, path: Path | None) -> ProposalMap:
+        shape = image.shape[:2]
+        if self.data.lstrip()[:1] in (b"[", b"{"):
+            ids = _rle_masks(self.data, self.source, shape)
+        else:
+            ids = load_label_png(self.source, self.max_pixels, self.data)
+        if ids.shape != shape:
+            raise InputError(
+                self.source,
+                f"proposals are {ids.shape[1]}x{ids.shape[0]} but the image is "
+                f"{shape[1]}x{shape[0]}",
+            )
+        return relabel(ids)
 
 
 class GroundTruth:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,18 @@ class Segmenter:
         self.proposals = proposals or make_proposals(
             self.params.proposals, self.params.n_segments, self.params.compactness
         )
+
+    def with_params(
+        self, params: SegmentParams, proposals: ProposalSource | None = None
+    ) -> Segmenter:
+        """This vocabulary with other parameters: shares the encoder and the text
+        embeddings (what a service prepares once per version)."""
+        other = copy.copy(self)
+        other.params = params
+        other.proposals = proposals or make_proposals(
+            params.proposals, params.n_segments, params.compactness
+        )
+        return other
 
     def recorded_params(self) -> dict[str, object]:
         return {**self.params.to_json(), "proposals": self.proposals.name}

@@ -31,12 +31,14 @@ from knnvocab.workspace import Workspace
 
 TABLES = {
     "alembic_version",
+    "api_token",
     "audit_event",
     "class_count",
     "dataset",
     "domain",
     "encoder",
     "ingest_run",
+    "service_job",
     "store_identity",
     "vocab_class",
     "vocab_version",

@@ -1,0 +1,113 @@
+"""Library errors as HTTP answers, in one place: ``{"error": {"code", "message"}}``.
+
+Not found → 404, busy → 409, bad input → 400/413/415/422, a store or catalog that cannot
+be reached → 503. The body names nothing the caller did not send: a domain the token may
+not see gets exactly the answer of a domain that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from knnvocab import errors as e
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, raised anywhere below a route."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+def domain_not_found(domain: str) -> ApiError:
+    """What a nonexistent domain and another tenant's domain both answer, byte for byte."""
+    return ApiError(404, "not_found", f"domain {domain!r} does not exist")
+
+
+def unauthorized(message: str = "invalid, expired or revoked token") -> ApiError:
+    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+def unavailable(message: str, retry_after: int = 1) -> ApiError:
+    return ApiError(503, "unavailable", message, {"Retry-After": str(retry_after)})
+
+
+#: library error -> (status, code); the first matching class wins (subclasses first)
+STATUS: list[tuple[type[e.KnnvocabError], int, str]] = [
+    (e.DomainNotFoundError, 404, "not_found"),
+    (e.NotFoundError, 404, "not_found"),
+    (e.DomainBusyError, 409, "busy"),
+    (e.StoreBusyError, 503, "unavailable"),
+    (e.QuotaExceededError, 409, "quota_exceeded"),
+    (e.VersionStateError, 409, "version_state"),
+    (e.ImageError, 422, "bad_image"),
+    (e.InputError, 422, "bad_input"),
+    (e.EncoderError, 500, "encoder"),
+    (e.StoreError, 503, "unavailable"),
+    (e.CatalogError, 503, "unavailable"),
+    (e.ConfigError, 400, "bad_request"),
+]
+
+
+def from_library(exc: e.KnnvocabError) -> ApiError:
+    if isinstance(exc, e.DomainNotFoundError):
+        return domain_not_found(exc.domain)
+    for kind, status, code in STATUS:
+        if isinstance(exc, kind):
+            headers = {"Retry-After": "5"} if status == 503 else None
+            return ApiError(status, code, str(exc), headers)
+    return ApiError(400, "bad_request", str(exc))
+
+
+def body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def answer(err: ApiError) -> JSONResponse:
+    return JSONResponse(body(err.code, err.message), err.status, headers=err.headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for item in exc.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where}: {item.get('msg', 'invalid')}" if where else item.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    """Every error the app can raise answers as JSON; nothing answers with a traceback."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> Response:
+        return answer(exc)
+
+    @app.exception_handler(e.KnnvocabError)
+    async def library_error(_request: Request, exc: e.KnnvocabError) -> Response:
+        return answer(from_library(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+        return answer(ApiError(422, "invalid_request", _validation_message(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return answer(ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return answer(ApiError(500, "internal", "internal error (logged by the service)"))

@@ -1,0 +1,124 @@
+"""Reads of a domain — ``GET /v1/domains/{domain}``, its versions, vocabulary, diffs and
+audit log — and the deployment's domain list, creation and deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from knnvocab.history import version_log, vocab_diff, vocabulary
+from knnvocab.lifecycle import audit_log, parse_since
+from knnvocab.lifecycle.domains import delete_domain, domain_info, domain_infos, new_domain
+from knnvocab.service.auth import Caller, DeploymentAdmin, Reader
+from knnvocab.service.errors import ApiError
+from knnvocab.service.state import state_of
+
+router = APIRouter(prefix="/v1", tags=["domains"])
+
+Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+
+
+def page(items: list[Any], offset: int, limit: int) -> dict[str, Any]:
+    """A page of ``items``: ``{"items", "total", "offset", "limit", "next"}``."""
+    chosen = items[offset : offset + limit]
+    after = offset + len(chosen)
+    return {
+        "items": [i.to_json() for i in chosen],
+        "total": len(items),
+        "offset": offset,
+        "limit": limit,
+        "next": after if after < len(items) else None,
+    }
+
+
+@router.get("/domains", summary="The domains this token may see")
+def list_domains(request: Request, who: Caller) -> dict[str, Any]:
+    infos = domain_infos(state_of(request).ws)
+    return {"domains": [i.to_json() for i in infos if who.domain in (None, i.name)]}
+
+
+class NewDomain(BaseModel):
+    name: str
+    description: str = ""
+    max_instances: int | None = Field(default=None, ge=1)
+
+
+@router.post("/domains", status_code=201, summary="Create a domain (deployment admin)")
+def create_domain(request: Request, body: NewDomain, who: DeploymentAdmin) -> dict[str, Any]:
+    ws = state_of(request).ws
+    info = new_domain(
+        ws, body.name, body.description, max_instances=body.max_instances, actor=who.name
+    )
+    return info.to_json()
+
+
+@router.delete("/domains/{domain}", summary="Delete a domain for good (deployment admin)")
+def remove_domain(
+    domain: str,
+    request: Request,
+    who: DeploymentAdmin,
+    confirm: Annotated[str, Query(description="The domain's name again.")] = "",
+    reason: Annotated[str, Query(description="Why (recorded).")] = "",
+) -> dict[str, Any]:
+    if confirm != domain:
+        raise ApiError(400, "confirmation_required", f"add confirm={domain} to delete it")
+    state = state_of(request)
+    info = delete_domain(state.ws, domain, reason, actor=who.name)
+    state.forget()
+    return info.to_json()
+
+
+@router.get("/domains/{domain}", summary="A domain with its counts at the head")
+def show_domain(domain: str, request: Request, _who: Reader) -> dict[str, Any]:
+    return domain_info(state_of(request).ws, domain).to_json()
+
+
+@router.get("/domains/{domain}/versions", summary="Every version with its provenance (paged)")
+def versions(
+    domain: str,
+    request: Request,
+    _who: Reader,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    return {"domain": domain, **page(version_log(state_of(request).ws, domain), offset, limit)}
+
+
+@router.get("/domains/{domain}/vocabulary", summary="The vocabulary at a version")
+def vocab(
+    domain: str,
+    request: Request,
+    _who: Reader,
+    version: Annotated[int | None, Query(description="Version (default: head).")] = None,
+) -> dict[str, Any]:
+    return vocabulary(state_of(request).ws, domain, version).to_json()
+
+
+@router.get("/domains/{domain}/diff", summary="What changed from one version to another")
+def diff(
+    domain: str,
+    request: Request,
+    _who: Reader,
+    from_: Annotated[int, Query(alias="from", description="Earlier version.")],
+    to: Annotated[int, Query(description="Later version.")],
+) -> dict[str, Any]:
+    return vocab_diff(state_of(request).ws, domain, from_, to).to_json()
+
+
+@router.get("/domains/{domain}/audit", summary="The domain's audit log, oldest first (paged)")
+def audit(
+    domain: str,
+    request: Request,
+    _who: Reader,
+    since: Annotated[str | None, Query(description="ISO date or date-time (UTC).")] = None,
+    action: Annotated[str | None, Query(description="An action or a family.")] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    ws = state_of(request).ws
+    domain_info(ws, domain)  # a missing domain is a 404, not an empty log
+    records = audit_log(ws, domain, parse_since(since) if since else None, action)
+    return {"domain": domain, **page(records, offset, limit)}
