@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from knnvocab.catalog import audit
 from knnvocab.catalog.models import Domain, Encoder
 from knnvocab.embed.spec import EncoderInfo, EncoderSpec
-from knnvocab.errors import ConfigError, DomainNotFoundError, EncoderMismatchError, NotFoundError
+from knnvocab.errors import ConfigError, DomainNotFoundError, EncoderMismatchError
 
 DOMAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 

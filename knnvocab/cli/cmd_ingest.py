@@ -133,9 +133,16 @@ def ingest(
         reader_options=reader_options(option or [], named),
         templates=load_templates(templates) if templates is not None else None,
     )
-    with workspace() as ws:
-        bar = BarProgress(f"ingest {domain}")
-        summary = run_ingest(ws, domain, path, options, spec, bar, actor=user())
+    from knnvocab.cli import remote
+
+    client = remote.owner()
+    if client is not None:
+        with client:
+            summary = remote.ingest(client, domain, path, options, spec)
+    else:
+        with workspace() as ws:
+            bar = BarProgress(f"ingest {domain}")
+            summary = run_ingest(ws, domain, path, options, spec, bar, actor=user())
     if json_:
         print_json(summary.to_json())
         return

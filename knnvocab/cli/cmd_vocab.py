@@ -234,10 +234,16 @@ def retire(
 ) -> None:
     """Retire class NAME in a new version: its instances are excluded from every query at or
     after it; earlier versions still see them (undo with `vocab restore`)."""
+    from knnvocab.cli import remote
     from knnvocab.lifecycle import retire as run
 
-    with workspace() as ws:
-        result = run(ws, domain, name, message, actor=user())
+    client = remote.owner()
+    if client is not None:
+        with client:
+            result = remote.record(client.retire(domain, name, message))
+    else:
+        with workspace() as ws:
+            result = run(ws, domain, name, message, actor=user())
     _report(result, "retired", json_)
 
 
@@ -247,10 +253,16 @@ def restore(
 ) -> None:
     """Restore retired class NAME in a new version: its instances are visible again from
     that version on; the versions in between stay as they were."""
+    from knnvocab.cli import remote
     from knnvocab.lifecycle import restore as run
 
-    with workspace() as ws:
-        result = run(ws, domain, name, message, actor=user())
+    client = remote.owner()
+    if client is not None:
+        with client:
+            result = remote.record(client.restore(domain, name, message))
+    else:
+        with workspace() as ws:
+            result = run(ws, domain, name, message, actor=user())
     _report(result, "restored", json_)
 
 
@@ -268,10 +280,19 @@ def purge(
     """Delete the points of a class or dataset for good (a data-protection request): a new
     version, a tombstone in the audit log, and earlier versions that showed them marked not
     reproducible. Needs --yes."""
+    from knnvocab.cli import remote
     from knnvocab.errors import ConfigError
     from knnvocab.lifecycle import plan_purge
     from knnvocab.lifecycle import purge as run
 
+    client = remote.owner()
+    if client is not None:
+        if not yes:
+            raise ConfigError("a purge deletes points for good: pass --yes to confirm")
+        with client:
+            answer = client.purge(domain, class_name=class_name, dataset=dataset, message=message)
+        _report(remote.record(answer), "purged", json_)
+        return
     with workspace() as ws:
         if not yes:
             plan = plan_purge(ws, domain, class_name=class_name, dataset=dataset)

@@ -39,9 +39,7 @@ class Deployment:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-def build_home(
-    settings: Settings, tiny_model: EncoderSpec, labelme_voc: Path
-) -> dict[str, str]:
+def build_home(settings: Settings, tiny_model: EncoderSpec, labelme_voc: Path) -> dict[str, str]:
     """Ingest ``street`` (v1), make ``harbour`` (empty) and a token of every kind."""
     tokens = {}
     with Workspace(settings) as ws:
@@ -72,10 +70,9 @@ def deployment(
     settings = Settings(home=home, database_url=url, user="tester")
     tokens = build_home(settings, tiny_model, labelme_voc)
     data = root / "data"
+    data.mkdir()
     (data / "voc").symlink_to(labelme_voc, target_is_directory=True)
-    env = knnvocab_env(
-        home, url, KNNVOCAB_DATA_ROOT=str(data), KNNVOCAB_REQUEST_TIMEOUT="120"
-    )
+    env = knnvocab_env(home, url, KNNVOCAB_DATA_ROOT=str(data), KNNVOCAB_REQUEST_TIMEOUT="120")
     with Server(env, root / "serve.log") as server:
         yield Deployment(
             server,
@@ -84,3 +81,10 @@ def deployment(
             sorted((labelme_voc / "JPEGImages").glob("*.jpg")),
             data,
         )
+
+
+@pytest.fixture
+def d(deployment: Deployment) -> Deployment:
+    """The module's running deployment (short name for the tests)."""
+    assert deployment.server.alive(), "the service died during an earlier test"
+    return deployment
