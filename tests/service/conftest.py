@@ -4,6 +4,7 @@ a SQLite and on a Postgres catalog; tokens of each scope."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from knnvocab.changes import versioned_change
 from knnvocab.config import Settings
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.ingest import IngestOptions, ingest
@@ -40,23 +42,34 @@ class Deployment:
 
 
 def build_home(settings: Settings, tiny_model: EncoderSpec, labelme_voc: Path) -> dict[str, str]:
-    """Ingest ``street`` (v1), make ``harbour`` (empty) and a token of every kind."""
+    """Ingest ``street`` (v1; v2 failed), make ``harbour`` (empty) and a token of every
+    kind (named ``<domain>-<scope>``)."""
     tokens = {}
     with Workspace(settings) as ws:
         ingest(ws, "street", labelme_voc, IngestOptions("voc", min_area=1), tiny_model, actor="t")
+        with contextlib.suppress(RuntimeError), versioned_change(ws, "street", "retire", "t"):
+            raise RuntimeError("a change that failed: version 2 is not published")
         new_domain(ws, "harbour", actor="tester")
         for domain in ("street", "harbour"):
             for scope in ("query", "write", "admin"):
-                _, secret = create_token(ws, domain, scope, actor="tester")
+                name = f"{domain}-{scope}"
+                _, secret = create_token(ws, domain, scope, actor="tester", name=name)
                 tokens[f"{domain}:{scope}"] = secret
         _, tokens["deployment:admin"] = create_token(ws, None, "admin", actor="tester")
         _, tokens["deployment:query"] = create_token(ws, None, "query", actor="tester")
     return tokens
 
 
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    """More settings of the module's service (a module overrides this fixture)."""
+    return {}
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def deployment(
     request: pytest.FixtureRequest,
+    server_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
     tiny_model: EncoderSpec,
     labelme_voc: Path,
@@ -72,7 +85,9 @@ def deployment(
     data = root / "data"
     data.mkdir()
     (data / "voc").symlink_to(labelme_voc, target_is_directory=True)
-    env = knnvocab_env(home, url, KNNVOCAB_DATA_ROOT=str(data), KNNVOCAB_REQUEST_TIMEOUT="120")
+    env = knnvocab_env(
+        home, url, KNNVOCAB_DATA_ROOT=str(data), KNNVOCAB_REQUEST_TIMEOUT="120", **server_env
+    )
     with Server(env, root / "serve.log") as server:
         yield Deployment(
             server,

@@ -81,7 +81,7 @@ def test_reads(d: Deployment) -> None:
     with Client(d.url, d.tokens["street:query"]) as c:
         assert c.domain("street")["head_version"] == 1
         versions = c.versions("street")
-        assert [v["number"] for v in versions] == [1]
+        assert [(v["number"], v["state"]) for v in versions] == [(1, "published"), (2, "failed")]
         vocab = c.vocabulary("street", 1)
         assert {cl["name"] for cl in vocab["classes"]} >= {"person"}
         assert c.diff("street", 1, 1)["domain"] == "street"
