@@ -7,6 +7,7 @@ under the server's data root (``KNNVOCAB_DATA_ROOT``) or uploads a zip/tar archi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -67,10 +68,11 @@ def _inside(state: ServiceState, who: Principal, text: str, what: str) -> Path:
         raise ApiError(
             400, "bad_request", f"this service has no data root: upload the {what} instead"
         )
-    resolved = (root / path).resolve()
-    if path.is_absolute() or not resolved.is_relative_to(root):
+    # lexical: ``..`` cannot leave the root, while links the operator put in it may
+    inside = Path(os.path.normpath(root / path))
+    if path.is_absolute() or not inside.is_relative_to(root):
         raise ApiError(400, "bad_request", f"{what} {text!r} is not inside the data root")
-    return resolved
+    return inside
 
 
 def _encoder(state: ServiceState, who: Principal, body: IngestBody) -> EncoderSpec | None:
