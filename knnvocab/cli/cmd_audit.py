@@ -9,6 +9,8 @@ import typer
 from rich.markup import escape
 
 from knnvocab.cli.output import out, print_json, when, workspace
+from knnvocab.cli.remote import ServerOpt
+from knnvocab.errors import ConfigError
 
 
 def audit(
@@ -22,10 +24,20 @@ def audit(
         str | None, typer.Option(help="Only this action, or a family (e.g. purge, ingest).")
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server: ServerOpt = None,
 ) -> None:
     """The audit log, oldest first: every change (ingests, failed and rolled-back ones too,
     retire, restore, purge tombstones, domain create/delete, doctor repairs)."""
+    from knnvocab.cli import remote
     from knnvocab.lifecycle import audit_log, parse_since
+
+    client = remote.server(server)
+    if client is not None:
+        if domain is None:
+            raise ConfigError("--server: name the DOMAIN whose audit log to read")
+        with client:
+            print_json(client.audit(domain, since, action))
+        return
 
     start = parse_since(since) if since else None
     with workspace() as ws:

@@ -10,6 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from knnvocab.cli.output import BarProgress, err, out, print_json, workspace
+from knnvocab.cli.remote import ServerOpt
+from knnvocab.errors import ConfigError
 
 VersionOpt = Annotated[int | None, typer.Option(help="Vocabulary version (default: the head).")]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Neighbours per proposal.")]
@@ -66,10 +68,39 @@ def segment(
     dataset: DatasetOpt = None,
     format: FormatOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    server: ServerOpt = None,
 ) -> None:
     """Segment images with DOMAIN's vocabulary: index, colour and overlay PNGs and a JSON
-    per image with each segment's label, score, source and evidence."""
-    from knnvocab.engine.batch import segment_files
+    per image with each segment's label, score, source and evidence (with --server: the
+    service's JSON and index PNG per image)."""
+    from knnvocab.cli import remote
+    from knnvocab.engine.batch import expand_inputs, segment_files
+
+    client = remote.server(server)
+    if client is not None:
+        if proposals != "slic":
+            raise ConfigError("--server segments with slic proposals (the API takes masks)")
+        query = {
+            "version": version,
+            "k": k,
+            "tau": tau,
+            "threshold": threshold,
+            "lambda_": lam,
+            "n_segments": n_segments,
+            "zero_shot_only": zero_shot_only,
+            "exact": exact,
+            "evidence": evidence,
+            "rle": rle,
+        }
+        with client:
+            results = [
+                remote.segment_to(client, domain, f, out_dir, query) for f in expand_inputs(inputs)
+            ]
+        if json_:
+            print_json(results)
+        else:
+            out.print(f"segmented {len(results)} images into {escape(str(out_dir))}")
+        return
 
     params = _params(
         k=k,

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from knnvocab.cli.output import err, out, print_json, user, when, workspace
+from knnvocab.cli.remote import ServerOpt
 
 app = typer.Typer(no_args_is_help=True, help="Vocabulary versions of a domain: history, state.")
 
@@ -113,9 +114,16 @@ def _print_record(r: Any) -> None:
 
 
 @app.command("log")
-def log(domain: DomainArg, json_: JsonOpt = False) -> None:
+def log(domain: DomainArg, json_: JsonOpt = False, server: ServerOpt = None) -> None:
     """Every version of DOMAIN with its provenance, oldest first."""
+    from knnvocab.cli import remote
     from knnvocab.history import version_log
+
+    client = remote.server(server)
+    if client is not None:
+        with client:
+            print_json({"domain": domain, "versions": client.versions(domain)})
+        return
 
     with workspace() as ws:
         records = version_log(ws, domain)
@@ -133,9 +141,17 @@ def show(
     domain: DomainArg,
     version: Annotated[int | None, typer.Option(help="Version (default: the head).")] = None,
     json_: JsonOpt = False,
+    server: ServerOpt = None,
 ) -> None:
     """The vocabulary of DOMAIN as it was at a version: classes and instance counts."""
+    from knnvocab.cli import remote
     from knnvocab.history import vocabulary
+
+    client = remote.server(server)
+    if client is not None:
+        with client:
+            print_json(client.vocabulary(domain, version))
+        return
 
     with workspace() as ws:
         snap = vocabulary(ws, domain, version)
@@ -175,9 +191,17 @@ def diff(
     a: Annotated[int, typer.Argument(help="From version.")],
     b: Annotated[int, typer.Argument(help="To version.")],
     json_: JsonOpt = False,
+    server: ServerOpt = None,
 ) -> None:
     """What changed in DOMAIN's vocabulary from version A to version B."""
+    from knnvocab.cli import remote
     from knnvocab.history import vocab_diff
+
+    client = remote.server(server)
+    if client is not None:
+        with client:
+            print_json(client.diff(domain, a, b))
+        return
 
     with workspace() as ws:
         d = vocab_diff(ws, domain, a, b)

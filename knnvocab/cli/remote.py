@@ -6,10 +6,12 @@ segmentation, with the token in ``KNNVOCAB_TOKEN``)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from knnvocab.cli.output import BarProgress, err, user
-from knnvocab.config import get_settings
+from knnvocab.config import Settings
 from knnvocab.errors import ConfigError, KnnvocabError
 
 if TYPE_CHECKING:
@@ -20,11 +22,21 @@ if TYPE_CHECKING:
     from knnvocab.ingest.types import IngestOptions
 
 
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Ask this knnvocab service instead (default KNNVOCAB_SERVER_URL; token from "
+        "KNNVOCAB_TOKEN); prints its JSON.",
+    ),
+]
+
+
 def owner() -> Client | None:
     """A client of the service that owns this embedded home's store, if one runs."""
     from knnvocab.service.local import local_service
 
-    found = local_service(get_settings())
+    found = local_service(Settings.from_env())
     if found is None:
         return None
     from knnvocab.client import Client
@@ -35,7 +47,7 @@ def owner() -> Client | None:
 
 def server(url: str | None) -> Client | None:
     """A client of the service at ``url`` (or ``KNNVOCAB_SERVER_URL``), if one is named."""
-    settings = get_settings()
+    settings = Settings.from_env()
     url = url or settings.server_url
     if url is None:
         return None
@@ -112,3 +124,18 @@ def _follow(bar: BarProgress) -> Any:
         seen.update(done=int(p["done"]), instances=int(p["instances"]))
 
     return show
+
+
+def segment_to(
+    client: Client, domain: str, image: Path, out_dir: Path, query: dict[str, Any]
+) -> Any:
+    """Segment ``image`` with the service: ``<stem>.json`` (the service's JSON) and
+    ``<stem>.png`` (its index PNG) under ``out_dir``; returns the JSON."""
+    import json
+
+    result = client.segment(domain, image, **query)
+    index = client.segment(domain, image, png=True, **query)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{image.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / f"{image.stem}.png").write_bytes(index)
+    return result

@@ -160,3 +160,23 @@ def test_health_metrics_and_docs(d: Deployment) -> None:
     assert 'route="/v1/domains/{domain}"' in text
     assert "street" not in text and "harbour" not in text and "nowhere" not in text
     assert "knnvocab_segment_queue_depth" in text
+
+
+def test_the_cli_reads_and_segments_through_a_server(d: Deployment, tmp_path: Path) -> None:
+    env = {"KNNVOCAB_SERVER_URL": d.url, "KNNVOCAB_TOKEN": d.tokens["street:query"]}
+    env |= {"KNNVOCAB_HOME": str(tmp_path / "elsewhere")}  # nothing local is read
+    runner = CliRunner()
+    log = runner.invoke(app, ["vocab", "log", "street"], env=env)
+    assert log.exit_code == 0, log.output
+    assert [v["number"] for v in json.loads(log.output)["versions"]] == [1, 2]
+    shown = runner.invoke(app, ["vocab", "show", "street", "--version", "1"], env=env)
+    assert json.loads(shown.output)["version"] == 1
+    events = runner.invoke(app, ["audit", "street", "--action", "ingest"], env=env)
+    assert [e["action"] for e in json.loads(events.output)] == ["ingest.begin", "ingest.publish"]
+    out = tmp_path / "out"
+    seg = runner.invoke(app, ["segment", "street", str(d.photos[0]), "-o", str(out)], env=env)
+    assert seg.exit_code == 0, seg.output
+    assert json.loads((out / f"{d.photos[0].stem}.json").read_text())["version"] == 1
+    assert (out / f"{d.photos[0].stem}.png").read_bytes().startswith(b"\x89PNG")
+    other = runner.invoke(app, ["vocab", "log", "harbour"], env=env)
+    assert other.exit_code == 1 and "domain 'harbour' does not exist" in other.output
