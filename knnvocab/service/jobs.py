@@ -21,6 +21,7 @@ from sqlalchemy import select
 from knnvocab.catalog.audit import hostname
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import ServiceJob, utcnow
+from knnvocab.catalog.versions import process_alive
 from knnvocab.errors import KnnvocabError, NotFoundError
 from knnvocab.ingest.types import IngestOptions
 from knnvocab.workspace import Workspace
@@ -255,13 +256,6 @@ def recover(ws: Workspace, actor: str) -> list[str]:
 
 
 def _alive(job: ServiceJob) -> bool:
+    """Whether the process that ran ``job`` still runs (not this one: a pid reused)."""
     pid = int(job.owner.rsplit(":", 1)[1]) if ":" in job.owner else 0
-    if pid == os.getpid():
-        return False  # a job of an earlier process that had this pid
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
+    return 0 < pid != os.getpid() and process_alive(pid)

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from knnvocab.catalog.versions import process_alive
 from knnvocab.config import Settings
 
 SERVICE_FILE = "service.json"
@@ -63,16 +64,6 @@ def local_service(settings: Settings, check_alive: bool = True) -> LocalService 
         found = LocalService(str(data["url"]), str(data["secret"]), int(data["pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if check_alive and not _alive(found.pid):
+    if check_alive and not process_alive(found.pid):
         return None
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
