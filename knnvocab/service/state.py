@@ -3,6 +3,7 @@ encoders), the prepared vocabularies, the segment gate, the jobs and the metrics
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections import OrderedDict
@@ -77,14 +78,17 @@ class ServiceState:
         return base.with_params(params)
 
     def warm(self) -> None:
-        """Load the encoders of the domains' heads (at start-up, on a thread of its own),
-        as many as stay warm; readiness waits for it."""
+        """Load the encoders of the domains' heads and prepare the heads' vocabularies
+        (their text embeddings take seconds per class on a CPU), at start-up on a thread
+        of its own, as many as stay warm; readiness waits for it."""
         from knnvocab.catalog.domains import list_domains
         from knnvocab.workspace import MAX_ENCODERS
 
         try:
             with self.ws.catalog.session() as s:
-                rows = {d.encoder.fingerprint: d.encoder for d in list_domains(s) if d.encoder}
+                domains = list_domains(s)
+                rows = {d.encoder.fingerprint: d.encoder for d in domains if d.encoder}
+                heads = [d.name for d in domains if d.head_version > 0]
                 s.expunge_all()
             for fingerprint, row in list(rows.items())[:MAX_ENCODERS]:
                 try:
@@ -92,6 +96,9 @@ class ServiceState:
                     self.encoders[fingerprint[:12]] = "loaded"
                 except Exception as exc:
                     self.encoders[fingerprint[:12]] = f"failed: {exc}"
+            for name in heads[:_VOCABULARIES]:  # text embeddings of each head's classes
+                with contextlib.suppress(Exception):  # a request reports what fails
+                    self.segmenter(name, None, SegmentParams())
         finally:
             self.warmed.set()
 

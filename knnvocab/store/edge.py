@@ -420,5 +420,5 @@ def lock_file(path: Path, wait: float, what: str) -> int:
                 ) from None
             time.sleep(0.2)
     os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} ({' '.join(sys.argv[:3])[:120]})".encode())
+    os.write(fd, f"process {os.getpid()} ({' '.join(sys.argv)[:200]})".encode())
     return fd
