@@ -42,6 +42,8 @@ ENV_VARS: dict[str, str] = {
     "KNNVOCAB_MAX_UPLOAD_MB": "service: largest dataset archive upload in MB (default 2048)",
     "KNNVOCAB_SERVER_URL": "CLI: run read and segment commands against this knnvocab service",
     "KNNVOCAB_TOKEN": "CLI: the bearer token sent to KNNVOCAB_SERVER_URL",
+    "KNNVOCAB_FAULT": "tests only: a fault point where the process kills itself with "
+    "SIGKILL (import.after_points), to prove a re-run finishes the work",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -125,6 +127,7 @@ class Settings:
     max_upload_mb: int = 2048
     server_url: str | None = None
     token: str | None = field(default=None, repr=False)
+    fault: str | None = None  # tests only (KNNVOCAB_FAULT)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -160,6 +163,7 @@ class Settings:
             max_upload_mb=_int(env, "KNNVOCAB_MAX_UPLOAD_MB", 2048),
             server_url=(env.get("KNNVOCAB_SERVER_URL") or None),
             token=env.get("KNNVOCAB_TOKEN") or None,
+            fault=env.get("KNNVOCAB_FAULT") or None,
         )
 
     @property

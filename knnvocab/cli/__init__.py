@@ -68,6 +68,9 @@ def _register() -> None:
     from knnvocab.cli import cmd_serve
 
     cmd_serve.register(app)
+    from knnvocab.cli import cmd_portable
+
+    cmd_portable.register(app)
 
 
 _register()
