@@ -86,9 +86,7 @@ def archive(source: Settings, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def target(
-    source: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Settings]:
+def target(source: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
     """A fresh deployment on the source's catalog backend (a new SQLite file or a new
     Postgres database) with its own embedded store."""
     home = tmp_path / "target"
