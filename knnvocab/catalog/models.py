@@ -32,7 +32,7 @@ from sqlalchemy.types import TypeDecorator
 from knnvocab.embed.prompts import DEFAULT_NAME_RULE, DEFAULT_TEMPLATES
 
 VERSION_STATES = ("pending", "published", "failed", "rolled_back")
-OPERATIONS = ("ingest", "retire", "restore", "purge")
+OPERATIONS = ("ingest", "retire", "restore", "purge", "repair", "reembed")
 RUN_STATES = ("running", "succeeded", "failed", "interrupted")
 TOKEN_SCOPES = ("query", "write", "admin")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -179,7 +179,7 @@ class VocabVersion(Base):
             name="ck_vocab_version_state",
         ),
         CheckConstraint(
-            "operation IN ('ingest', 'retire', 'restore', 'purge', 'repair')",
+            "operation IN ('ingest', 'retire', 'restore', 'purge', 'repair', 'reembed')",
             name="ck_vocab_version_operation",
         ),
     )
