@@ -257,9 +257,20 @@ def _resumable(s: Session, domain: Domain, operation: str) -> VocabVersion:
     return version
 
 
-def undo_store(ws: Workspace, collection: str, domain: str, number: int) -> None:
+def undo_store(
+    ws: Workspace, collection: str, domain: str, number: int, operation: str = ""
+) -> None:
     """Undo what version ``number`` did to the store: the points it added are deleted and
-    the points it hid are live again (a purge's deletions cannot be undone)."""
+    the points it hid are live again (a purge's deletions cannot be undone).
+
+    A ``reembed`` writes into a collection that held none of the domain's points (it
+    refuses any other), and some of what it writes keeps its original ``added_in`` (the
+    retired points a later restore needs), so its undo deletes all of the domain's points
+    there."""
+    if operation == "reembed":
+        ws.store.delete(collection, PointFilter(domain))
+        ws.store.flush()
+        return
     ws.store.delete(collection, PointFilter(domain, added_in=number))
     ws.store.set_removed_in(collection, PointFilter(domain, removed_in=number), None)
     ws.store.flush()
@@ -276,7 +287,7 @@ def fail(change: Change, exc: BaseException) -> None:
     reason = _reason(exc)
     try:
         if change.undoable:
-            undo_store(change.ws, change.collection, change.domain, change.number)
+            undo_store(change.ws, change.collection, change.domain, change.number, change.operation)
     except Exception as cleanup:
         log.error(
             "could not undo %s version %s of %r (%s); it stays pending: roll it back with "

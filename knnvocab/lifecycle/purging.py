@@ -43,6 +43,13 @@ class PurgeTarget:
     published: list[int]  # the domain's published versions
     names: dict[int, str]  # class id -> name
     head: int
+    #: per published version, the collection of the encoder it reads (a reembed moves
+    #: later versions to another one)
+    collections: dict[int, str]
+
+    def every_collection(self, head_collection: str) -> list[str]:
+        """Every collection holding the domain's points: a purge deletes from each."""
+        return sorted(set(self.collections.values()) | {head_collection})
 
 
 @dataclass(frozen=True)
@@ -83,11 +90,14 @@ def _resolve(
                 f"(known: {', '.join(sorted(known)) or 'none'})"
             )
         flt = PointFilter(domain.name, dataset=name)
-    published = s.scalars(
-        select(VocabVersion.number)
-        .where(VocabVersion.domain_id == domain.id, VocabVersion.state == "published")
-        .order_by(VocabVersion.number)
-    )
+    published = {
+        v.number: v.encoder.collection
+        for v in s.scalars(
+            select(VocabVersion)
+            .where(VocabVersion.domain_id == domain.id, VocabVersion.state == "published")
+            .order_by(VocabVersion.number)
+        )
+    }
     classes = domain_classes(s, domain).values()
     return PurgeTarget(
         what=what,
@@ -97,6 +107,7 @@ def _resolve(
         published=list(published),
         names={c.class_id: c.name for c in classes},
         head=domain.head_version,
+        collections=published,
     )
 
 
@@ -105,12 +116,16 @@ def _at(flt: PointFilter, version: int) -> PointFilter:
 
 
 def _plan(store: VectorStore, collection: str, target: PurgeTarget) -> PurgePlan:
-    """Count the doomed points; find the versions that saw any of them (exactly: one count
-    per published version)."""
+    """Count the doomed points (in the head's collection); find the versions that saw any
+    of them (exactly: one count per published version, in the collection it reads)."""
     flt = target.flt
     by_class = store.counts_by(collection, flt, "class_id")
     visible = store.counts_by(collection, _at(flt, target.head), "class_id")
-    saw = [v for v in target.published if store.count(collection, _at(flt, v))]
+    saw = [
+        v
+        for v in target.published
+        if store.count(target.collections.get(v, collection), _at(flt, v))
+    ]
     return PurgePlan(
         domain=flt.domain,
         what=target.what,
@@ -165,7 +180,8 @@ def purge(
             mark_not_reproducible(ws, change.domain_id, plan.versions_not_reproducible)
             change.on_fail.append(_partial(change, plan, message))
             deleting = True
-            ws.store.delete(change.collection, target.flt)
+            for collection in target.every_collection(change.collection):
+                ws.store.delete(collection, target.flt)
             ws.store.flush()
             result = _publish(change, target, plan, message)
     except Exception as exc:

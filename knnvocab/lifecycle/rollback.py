@@ -62,7 +62,7 @@ def rollback_pending(
     that showed them were marked not reproducible before it started deleting).
     """
     change = attach(ws, domain, actor)
-    undo_store(ws, change.collection, domain, change.number)
+    undo_store(ws, change.collection, domain, change.number, change.operation)
 
     def stop_runs(s: Session, _end: str, _reason: str) -> None:
         s.execute(

@@ -27,12 +27,21 @@ def catalog_counts(ws: Workspace, domain: str, version: int) -> dict[int, int]:
     return {c.class_id: c.instances for c in vocabulary(ws, domain, version).live if c.instances}
 
 
+def version_collection(ws: Workspace, domain: str, version: int) -> str:
+    """The collection ``version`` reads (its encoder's: a reembed moves later versions)."""
+    from knnvocab.catalog.domains import get_domain
+    from knnvocab.catalog.versions import get_version
+
+    with ws.catalog.session() as s:
+        return get_version(s, get_domain(s, domain), version).encoder.collection
+
+
 def store_counts(ws: Workspace, domain: str, version: int) -> dict[int, int]:
-    """Points per class id visible at ``version``, according to the store."""
+    """Points per class id visible at ``version``, according to the store (in the
+    collection that version reads)."""
     flt = PointFilter(domain, visible_at=version)
-    return {
-        int(k): v for k, v in ws.store.counts_by(collection_of(ws, domain), flt, "class_id").items()
-    }
+    collection = version_collection(ws, domain, version)
+    return {int(k): v for k, v in ws.store.counts_by(collection, flt, "class_id").items()}
 
 
 def assert_every_version_matches(ws: Workspace, domain: str) -> dict[int, dict[int, int]]:
