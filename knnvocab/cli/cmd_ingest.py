@@ -1,4 +1,5 @@
-"""`knnvocab ingest`: a labelled dataset into a domain, as a new vocabulary version."""
+"""`knnvocab ingest`: a labelled dataset into a domain, as a new vocabulary version; and
+`knnvocab reembed`: a domain's instances embedded again with a new encoder."""
 
 from __future__ import annotations
 
@@ -173,5 +174,55 @@ def _print_summary(summary: Any) -> None:
         err.print(f"instances not added: {escape(skipped)}")
 
 
+def reembed(
+    domain: Annotated[str, typer.Argument(help="Domain whose instances are embedded again.")],
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    checkpoint: CheckpointOpt = None,
+    untrained: UntrainedOpt = False,
+    resolution: ResolutionOpt = None,
+    drop_missing: Annotated[
+        bool,
+        typer.Option(help="Leave out datasets whose source is missing or changed (counted)."),
+    ] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the domain's pending reembed.")] = False,
+    message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")] = "",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per encoder forward.")] = 8,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Embed DOMAIN's instances with a new encoder, from their recorded datasets, as one
+    new version; earlier versions keep their encoder and answers."""
+    from knnvocab.lifecycle.reembed import ReembedOptions
+    from knnvocab.lifecycle.reembed import reembed as run_reembed
+
+    spec = encoder_options(model, pretrained, checkpoint, untrained, resolution)
+    if spec is None:
+        raise ConfigError(
+            "reembed needs the new encoder: --model with --pretrained, --checkpoint or --untrained"
+        )
+    options = ReembedOptions(
+        message=message, drop_missing=drop_missing, resume=resume, batch_size=batch_size
+    )
+    with workspace() as ws:
+        bar = BarProgress(f"reembed {domain}")
+        summary = run_reembed(ws, domain, spec, options, bar, actor=user())
+    if json_:
+        print_json(summary.to_json())
+        return
+    resumed = " (resumed)" if summary.resumed else ""
+    out.print(
+        f"[bold green]published[/] {escape(summary.domain)} version {summary.version}"
+        f"{resumed}: {summary.points} instances embedded with encoder "
+        f"{summary.encoder[:12]} (was {summary.previous_encoder[:12]}), "
+        f"{summary.retired_points} of retired classes kept, in {summary.seconds:.1f} s"
+    )
+    for name, dropped in sorted(summary.dropped.items()):
+        err.print(
+            f"dropped dataset {escape(name)!r}: {dropped['instances']} instances "
+            f"({escape(str(dropped['reason']))})"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
+    app.command()(reembed)

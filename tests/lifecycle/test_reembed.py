@@ -1,0 +1,208 @@
+"""`reembed`: a domain's instances written with a second encoder as one new version, on
+SQLite and Postgres, with real qdrant-edge and two tiny open_clip checkpoints. Earlier
+versions keep their encoder and byte-identical answers; a retired class can be restored
+after the reembed; a changed or missing source is refused (or dropped and counted); an
+interrupted reembed resumes or rolls back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from knnvocab.catalog.domains import get_domain
+from knnvocab.catalog.versions import get_version
+from knnvocab.embed.spec import EncoderSpec
+from knnvocab.engine.params import SegmentParams
+from knnvocab.engine.segmenter import Segmenter
+from knnvocab.errors import ConfigError
+from knnvocab.history import version_log
+from knnvocab.ingest import IngestOptions, ingest
+from knnvocab.lifecycle import doctor, purge, restore, retire, rollback_pending
+from knnvocab.lifecycle.reembed import ReembedOptions, reembed
+from knnvocab.store.base import PointFilter
+from knnvocab.workspace import Workspace
+from tests.conftest import TINY_CONFIG, Run
+from tests.lifecycle.helpers import (
+    assert_every_version_matches,
+    catalog_counts,
+    class_id,
+    version_collection,
+)
+
+D = "street"
+
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: EncoderSpec) -> EncoderSpec:
+    """The tiny model's config with other weights (another torch seed): another
+    fingerprint, so another collection."""
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("model2")
+    assert json.loads(Path(tiny_model.model).read_text()) == TINY_CONFIG
+    torch.manual_seed(4321)
+    model = open_clip.create_model("knnvocab-tiny")
+    checkpoint = folder / "knnvocab-tiny-2.pt"
+    torch.save(model.state_dict(), checkpoint)
+    return EncoderSpec(model=tiny_model.model, checkpoint=str(checkpoint))
+
+
+@pytest.fixture
+def voc_copy(tmp_path: Path, labelme_voc: Path) -> Path:
+    """The VOC photos copied where a test may change or remove them."""
+    return Path(shutil.copytree(labelme_voc, tmp_path / "voc"))
+
+
+def _image(root: Path) -> np.ndarray:
+    return np.array(Image.open(root / "JPEGImages" / "2011_000006.jpg").convert("RGB"))
+
+
+def _answer(ws: Workspace, version: int, image: np.ndarray) -> str:
+    result = Segmenter(ws, D, version, SegmentParams(exact=True)).segment(image)
+    return json.dumps(result.to_json(), sort_keys=True)
+
+
+def _collection(ws: Workspace, version: int) -> str:
+    return version_collection(ws, D, version)
+
+
+@pytest.mark.slow
+def test_reembed_keeps_history_and_restore_works(
+    ws: Workspace, tiny_model: EncoderSpec, second_model: EncoderSpec, voc_copy: Path
+) -> None:
+    ingest(ws, D, voc_copy, IngestOptions("voc"), tiny_model, actor="alice")
+    retire(ws, D, "person", actor="alice")
+    image = _image(voc_copy)
+    before = {v: _answer(ws, v, image) for v in (1, 2)}
+    summary = reembed(ws, D, second_model, ReembedOptions(message="new clip"), actor="bob")
+    assert summary.version == 3 and summary.datasets == ["voc"] and not summary.dropped
+    log = version_log(ws, D)
+    assert [r.operation for r in log] == ["ingest", "retire", "reembed"]
+    assert log[2].message == "new clip" and log[2].user == "bob"
+    assert summary.encoder != summary.previous_encoder
+    assert _collection(ws, 3) != _collection(ws, 2)
+    with ws.catalog.session() as s:
+        bound = get_domain(s, D).encoder
+        assert bound is not None and bound.fingerprint == summary.encoder
+    # time travel: earlier versions read their own encoder and collection, unchanged
+    assert {v: _answer(ws, v, image) for v in (1, 2)} == before
+    answer = json.loads(_answer(ws, 3, image))
+    assert answer["encoder"] == summary.encoder
+    assert json.loads(before[2])["encoder"] == summary.previous_encoder
+    assert catalog_counts(ws, D, 3) == catalog_counts(ws, D, 2)
+    assert summary.points == sum(catalog_counts(ws, D, 2).values())
+    at1 = catalog_counts(ws, D, 1)
+    assert summary.retired_points == sum(at1.values()) - summary.points
+    assert_every_version_matches(ws, D)
+    assert doctor(ws, actor="x").ok
+    # a class retired before the reembed comes back with its instances, in the new collection
+    restored = restore(ws, D, "person", actor="alice")
+    assert restored.points == summary.retired_points > 0
+    assert catalog_counts(ws, D, 4) == catalog_counts(ws, D, 1)
+    assert json.loads(_answer(ws, 4, image))["encoder"] == summary.encoder
+    assert doctor(ws, actor="x").ok
+    # a purge deletes from both collections and marks every version that showed them
+    person = PointFilter(D, class_ids=(class_id(ws, D, "person"),))
+    purged = purge(ws, D, class_name="person", actor="alice")
+    assert purged.versions_not_reproducible == [1, 4]  # person was retired at 2 and 3
+    for collection in {_collection(ws, 1), _collection(ws, 3)}:
+        assert ws.store.count(collection, person) == 0
+    assert doctor(ws, actor="x").ok
+    assert_every_version_matches(ws, D)
+
+
+def test_a_changed_source_is_refused_and_nothing_changes(
+    ws: Workspace,
+    tiny_model: EncoderSpec,
+    second_model: EncoderSpec,
+    voc_copy: Path,
+    cli: Run,
+) -> None:
+    ingest(ws, D, voc_copy, IngestOptions("voc"), tiny_model, actor="alice")
+    with (voc_copy / "JPEGImages" / "2011_000003.jpg").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ConfigError, match=r"dataset 'voc': its source .* changed"):
+        reembed(ws, D, second_model, actor="bob")
+    assert [r.state for r in version_log(ws, D)] == ["published"]
+    ws.store.close()  # the CLI is another workspace: one holder of a shard at a time
+    args = ["--model", second_model.model, "--checkpoint", str(second_model.checkpoint)]
+    result = cli("reembed", D, *args)
+    assert result.exit_code == 1
+    assert "dataset 'voc'" in result.output and "Traceback" not in result.output
+    with Workspace(ws.settings) as again:
+        assert [r.operation for r in version_log(again, D)] == ["ingest"]
+        with again.catalog.session() as s:
+            assert get_version(s, get_domain(s, D), 1).encoder.fingerprint != ""
+        assert doctor(again, actor="x").ok
+
+
+@pytest.mark.slow
+def test_drop_missing_leaves_a_removed_dataset_out_and_counts_it(
+    ws: Workspace,
+    tiny_model: EncoderSpec,
+    second_model: EncoderSpec,
+    voc_copy: Path,
+    tmp_path: Path,
+) -> None:
+    other = Path(shutil.copytree(voc_copy, tmp_path / "more"))
+    ingest(ws, D, voc_copy, IngestOptions("voc", only_keys=("2011_000003",)), tiny_model, actor="a")
+    ingest(ws, D, other, IngestOptions("voc", only_keys=("2011_000025",)), actor="a")
+    shutil.rmtree(other)
+    with pytest.raises(ConfigError, match=r"dataset 'more': its source .* is missing"):
+        reembed(ws, D, second_model, actor="bob")
+    assert len(version_log(ws, D)) == 2
+    more = ws.store.count(_collection(ws, 2), PointFilter(D, dataset="more"))
+    summary = reembed(ws, D, second_model, ReembedOptions(drop_missing=True), actor="bob")
+    assert summary.version == 3 and summary.datasets == ["voc"]
+    assert summary.dropped["more"]["instances"] == summary.instances_dropped == more > 0
+    assert "missing" in summary.dropped["more"]["reason"]
+    assert sum(catalog_counts(ws, D, 3).values()) == sum(catalog_counts(ws, D, 2).values()) - more
+    assert version_log(ws, D)[2].params["dropped"]["more"]["instances"] == more
+    assert_every_version_matches(ws, D)
+    assert doctor(ws, actor="x").ok
+
+
+class _Interrupt:
+    """A progress bar that stops the process (Ctrl-C) after the first batch."""
+
+    def start(self, total: int, done: int) -> None:
+        pass
+
+    def advance(self, images: int, instances: int) -> None:
+        raise KeyboardInterrupt
+
+    def finish(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_an_interrupted_reembed_resumes_or_rolls_back(
+    ws: Workspace, tiny_model: EncoderSpec, second_model: EncoderSpec, voc_copy: Path
+) -> None:
+    ingest(ws, D, voc_copy, IngestOptions("voc"), tiny_model, actor="alice")
+    one = ReembedOptions(batch_size=1)
+    with pytest.raises(KeyboardInterrupt):
+        reembed(ws, D, second_model, one, _Interrupt(), actor="bob")
+    (record,) = [r for r in version_log(ws, D) if r.number == 2]
+    assert record.state == "pending" and record.operation == "reembed"
+    new = _collection(ws, 2)
+    partial = ws.store.count(new, PointFilter(D))
+    assert 0 < partial < sum(catalog_counts(ws, D, 1).values())
+    # rolled back: nothing of the domain is left in the new collection
+    assert rollback_pending(ws, D, actor="bob") == 2
+    assert ws.store.count(new, PointFilter(D)) == 0
+    with pytest.raises(KeyboardInterrupt):
+        reembed(ws, D, second_model, one, _Interrupt(), actor="bob")
+    summary = reembed(ws, D, second_model, ReembedOptions(resume=True), actor="bob")
+    assert summary.resumed and summary.version == 3
+    assert [r.state for r in version_log(ws, D)] == ["published", "rolled_back", "published"]
+    assert catalog_counts(ws, D, 3) == catalog_counts(ws, D, 1)
+    assert ws.store.count(new, PointFilter(D, visible_at=3)) == summary.points
+    assert_every_version_matches(ws, D)
+    assert doctor(ws, actor="x").ok
