@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from knnvocab.catalog.domains import get_domain
-from knnvocab.catalog.versions import get_version
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.engine.params import SegmentParams
 from knnvocab.engine.segmenter import Segmenter
@@ -122,23 +121,34 @@ def test_a_changed_source_is_refused_and_nothing_changes(
     tiny_model: EncoderSpec,
     second_model: EncoderSpec,
     voc_copy: Path,
+    labelme_voc: Path,
     cli: Run,
 ) -> None:
     ingest(ws, D, voc_copy, IngestOptions("voc"), tiny_model, actor="alice")
-    with (voc_copy / "JPEGImages" / "2011_000003.jpg").open("ab") as fh:
+    changed = voc_copy / "JPEGImages" / "2011_000003.jpg"
+    with changed.open("ab") as fh:
         fh.write(b"\0")
     with pytest.raises(ConfigError, match=r"dataset 'voc': its source .* changed"):
         reembed(ws, D, second_model, actor="bob")
     assert [r.state for r in version_log(ws, D)] == ["published"]
+    assert ws.store.describe(ws.encoder(second_model).info.collection) is None  # no writes
+    total = sum(catalog_counts(ws, D, 1).values())
     ws.store.close()  # the CLI is another workspace: one holder of a shard at a time
     args = ["--model", second_model.model, "--checkpoint", str(second_model.checkpoint)]
     result = cli("reembed", D, *args)
     assert result.exit_code == 1
     assert "dataset 'voc'" in result.output and "Traceback" not in result.output
+    shutil.copyfile(labelme_voc / "JPEGImages" / "2011_000003.jpg", changed)  # as ingested
+    result = cli("reembed", D, *args, "-m", "new clip", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["version"] == 2 and summary["points"] == total > 0
+    assert summary["retired_points"] == 0 and summary["dropped"] == {}
     with Workspace(ws.settings) as again:
-        assert [r.operation for r in version_log(again, D)] == ["ingest"]
-        with again.catalog.session() as s:
-            assert get_version(s, get_domain(s, D), 1).encoder.fingerprint != ""
+        log = version_log(again, D)
+        assert [r.operation for r in log] == ["ingest", "reembed"]
+        assert log[1].message == "new clip" and log[1].state == "published"
+        assert log[1].encoder != log[0].encoder
         assert doctor(again, actor="x").ok
 
 
@@ -199,7 +209,11 @@ def test_an_interrupted_reembed_resumes_or_rolls_back(
     assert ws.store.count(new, PointFilter(D)) == 0
     with pytest.raises(KeyboardInterrupt):
         reembed(ws, D, second_model, one, _Interrupt(), actor="bob")
+    first = {p.id: p.payload.run_id for p in ws.store.scroll(new, PointFilter(D))}
     summary = reembed(ws, D, second_model, ReembedOptions(resume=True), actor="bob")
+    after = {p.id: p.payload.run_id for p in ws.store.scroll(new, PointFilter(D))}
+    assert {i: after[i] for i in first} == first  # what was stored is neither redone nor lost
+    assert len(set(after.values())) == 2  # the interrupted run's points and the resume's
     assert summary.resumed and summary.version == 3
     assert [r.state for r in version_log(ws, D)] == ["published", "rolled_back", "published"]
     assert catalog_counts(ws, D, 3) == catalog_counts(ws, D, 1)
