@@ -36,7 +36,7 @@ from knnvocab.catalog.models import (
     VocabClass,
     VocabVersion,
 )
-from knnvocab.errors import VersionStateError
+from knnvocab.errors import InputError, VersionStateError
 from knnvocab.portable.layout import (
     FORMAT,
     FORMAT_VERSION,
@@ -236,6 +236,10 @@ def export_domain(
     advances by points written."""
     progress = progress or NoProgress()
     dest = dest.resolve()
+    if not dest.parent.is_dir():
+        raise InputError(dest, f"folder {dest.parent} does not exist")
+    if dest.is_dir():
+        raise InputError(dest, "is a folder; name the archive file to write")
     snap = _snapshot(ws, name)
     created = datetime.now(UTC)
     totals = {c: ws.store.count(c, PointFilter(name)) for c in sorted(snap.collections)}

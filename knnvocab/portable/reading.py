@@ -99,6 +99,9 @@ def open_archive(archive: Path, scratch: Path) -> Contents:
     manifest = _load_json(archive, root / MANIFEST, MANIFEST)
     _check_manifest(archive, manifest)
     _check_members(archive, root, manifest["members"])
+    for table in CATALOG_TABLES:
+        if catalog_member(table) not in manifest["members"]:
+            raise InputError(archive, f"member {catalog_member(table)} is missing")
     tables = {
         table: _load_json(archive, root / catalog_member(table), catalog_member(table))
         for table in CATALOG_TABLES

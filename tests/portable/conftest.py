@@ -113,3 +113,24 @@ def audit_rows(settings: Settings, domain: str) -> list[dict[str, Any]]:
         r.pop("id", None)
         r.pop("domain", None)
     return json.loads(json.dumps(rows, sort_keys=True))  # type: ignore[no-any-return]
+
+
+def fresh(root: Path, user: str = "importer") -> Settings:
+    root.mkdir(parents=True, exist_ok=True)
+    return Settings(root / "home", f"sqlite:///{root / 'catalog.sqlite3'}", user=user)
+
+
+@pytest.fixture(scope="module")
+def small(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: EncoderSpec, labelme_voc: Path
+) -> tuple[Settings, Path]:
+    """Domain ``k`` (ingest, retire) in its own deployment, and its archive."""
+    root = tmp_path_factory.mktemp("small")
+    settings = fresh(root / "source", user="alice")
+    archive = root / "k.tar"
+    with Workspace(settings) as ws:
+        options = IngestOptions("voc", dataset_name="photos", min_area=1)
+        ingest(ws, "k", labelme_voc, options, tiny_model, actor="alice")
+        retire(ws, "k", "person", "consent withdrawn", actor="alice")
+        export_domain(ws, "k", archive)
+    return settings, archive

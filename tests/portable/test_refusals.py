@@ -18,38 +18,15 @@ import pytest
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.versions import begin_version
 from knnvocab.config import Settings
-from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import VersionStateError
 from knnvocab.history import version_log
-from knnvocab.ingest import IngestOptions, ingest
-from knnvocab.lifecycle import doctor, domain_infos, new_domain, retire
+from knnvocab.lifecycle import doctor, domain_infos, new_domain
 from knnvocab.portable import export_domain
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
-from tests.portable.conftest import audit_rows, one_error_line, run_cli
+from tests.portable.conftest import audit_rows, fresh, one_error_line, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def fresh(root: Path, user: str = "importer") -> Settings:
-    root.mkdir(parents=True, exist_ok=True)
-    return Settings(root / "home", f"sqlite:///{root / 'catalog.sqlite3'}", user=user)
-
-
-@pytest.fixture(scope="module")
-def small(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model: EncoderSpec, labelme_voc: Path
-) -> tuple[Settings, Path]:
-    """Domain ``k`` (ingest, retire) in its own deployment, and its archive."""
-    root = tmp_path_factory.mktemp("small")
-    settings = fresh(root / "source", user="alice")
-    archive = root / "k.tar"
-    with Workspace(settings) as ws:
-        options = IngestOptions("voc", dataset_name="photos", min_area=1)
-        ingest(ws, "k", labelme_voc, options, tiny_model, actor="alice")
-        retire(ws, "k", "person", "consent withdrawn", actor="alice")
-        export_domain(ws, "k", archive)
-    return settings, archive
 
 
 def rewrite(archive: Path, dest: Path, edit: Callable[[str, bytes], bytes]) -> Path:

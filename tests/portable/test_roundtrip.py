@@ -5,6 +5,7 @@ and on Postgres: the history, the audit log, the counts and every published vers
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,25 @@ import pytest
 
 from knnvocab.config import Settings
 from knnvocab.history import version_log
+from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import doctor
 from knnvocab.portable import import_domain
+from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 from tests.portable.conftest import VERSIONS, audit_rows, run_cli
 
 pytestmark = pytest.mark.slow
+
+PHOTOS = Path(
+    "/usr/share/doc/labelme-examples/examples/instance_segmentation/data_dataset_voc/JPEGImages"
+)
+
+
+def _manifest(archive: Path) -> bytes:
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        return member.read()
 
 
 def history(settings: Settings, domain: str) -> list[dict[str, Any]]:
@@ -74,8 +88,7 @@ def test_round_trip(source: Settings, archive: Path, target: Settings, tmp_path:
     assert imported[-1]["detail"]["archive_sha256"] == done["archive_sha256"]
     with Workspace(target) as ws:
         assert doctor(ws).ok
-    photos = Path("/usr/share/doc/labelme-examples/examples/instance_segmentation")
-    photos = photos / "data_dataset_voc" / "JPEGImages"
+    photos = PHOTOS
     imported_out = segments(target, "k", photos, tmp_path / "t")
     source_out = segments(source, "k", photos, tmp_path / "s")
     assert untie(imported_out) == untie(source_out)
@@ -91,8 +104,6 @@ def test_round_trip(source: Settings, archive: Path, target: Settings, tmp_path:
 
 
 def test_the_archive_is_open_to_any_parquet_reader(archive: Path, tmp_path: Path) -> None:
-    import tarfile
-
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         assert names[-1] == "manifest.json" and names[0].startswith("catalog/")
@@ -114,12 +125,29 @@ def test_import_as_another_name(
         assert doctor(ws).ok
     assert history(target, "k2") == history(source, "k")
     assert audit_rows(target, "k2")[:-1] == audit_rows(source, "k")
-    photos = Path("/usr/share/doc/labelme-examples/examples/instance_segmentation")
-    photos = photos / "data_dataset_voc" / "JPEGImages"
+    photos = PHOTOS
 
     assert untie(segments(target, "k2", photos, tmp_path / "t"), "k2") == untie(
         segments(source, "k", photos, tmp_path / "s"), "k"
     )
+    with Workspace(target) as ws:
+        # ids were recomputed for the new name: an ingest of the same photos knows them
+        again = ingest(
+            ws,
+            "k2",
+            PHOTOS.parent,
+            IngestOptions("voc", dataset_name="photos", min_area=1),
+            actor="importer",
+        )
+        assert again.total_added == 0
+        collection = next(iter(json.loads(_manifest(archive))["counts"]["points"]))
+        copies = [
+            p
+            for p in ws.store.scroll(collection, PointFilter("k2"))
+            if p.payload.restored_from is not None
+        ]
+        links = [str(p.payload.restored_from) for p in copies]
+        assert copies and ws.store.existing(collection, "k2", links) == set(links)
     # the source's own deployment takes a copy under a new name beside the original
     with Workspace(source) as ws:
         import_domain(ws, archive, actor="importer", name="k3")
