@@ -6,10 +6,12 @@ Every instance visible at the head is read again from the dataset it was ingeste
 point with ``added_in`` = the reembed version. Versions before it keep reading the old
 collection with the old encoder (their answers do not change); versions from it on read
 the new one. The points of classes retired at the head are embedded too, with their
-lifetime as it was (``[added_in, retired_in)``): no version reading the new collection
-sees them, and a later restore finds them there exactly as it would have in the old
-collection. ``restored_from`` links are remapped to the new ids. Point ids are
-deterministic, so an interrupted reembed resumes without embedding anything twice.
+lifetime as it was (``[added_in, retired_in)``, all before the reembed): no version
+reading the new collection sees them, and a later restore finds them there exactly as it
+would have in the old collection. ``restored_from`` links are remapped to the new ids,
+and the retired points they name are kept the same way, so every link resolves in the
+new collection. Point ids are deterministic, so an interrupted reembed resumes without
+embedding anything twice.
 """
 
 from __future__ import annotations
@@ -192,17 +194,22 @@ def _check_state(s: Session, row: Domain, new: EncoderInfo, resume: bool) -> Non
         )
 
 
-def _keep(
-    stored: dict[str, PointPayload], head: int, retired: dict[int, int]
-) -> dict[str, int | None]:
-    """The points to embed again: visible at ``head`` (None), or hidden by the retirement
-    of a class retired at the head (that version: what a restore copies)."""
-    keep: dict[str, int | None] = {}
+def _keep(stored: dict[str, PointPayload], head: int, retired: dict[int, int]) -> dict[str, bool]:
+    """The points to embed again: visible at ``head`` (True); hidden, kept as history
+    (False), when a class retired at the head hid them (what a restore copies) or a
+    kept point's ``restored_from`` names them."""
+    keep: dict[str, bool] = {}
     for pid, p in stored.items():
         if p.added_in <= head and (p.removed_in is None or p.removed_in > head):
-            keep[pid] = None
+            keep[pid] = True
         elif p.class_id in retired and p.removed_in == retired[p.class_id]:
-            keep[pid] = p.removed_in
+            keep[pid] = False
+    todo = list(keep)
+    while todo:
+        link = stored[todo.pop()].restored_from
+        if link is not None and link in stored and link not in keep:
+            keep[link] = False
+            todo.append(link)
     return keep
 
 
@@ -215,15 +222,13 @@ def _new_id(domain: str, p: PointPayload, fingerprint: str) -> str:
     return point_id(domain, p.dataset, p.image, _id_key(p), fingerprint)
 
 
-def _wanted(
-    plan: ReembedPlan, pid: str, stored: dict[str, PointPayload], retired_in: int | None
-) -> Wanted:
+def _wanted(plan: ReembedPlan, pid: str, stored: dict[str, PointPayload], visible: bool) -> Wanted:
     p, fp = stored[pid], plan.new.fingerprint
     link = p.restored_from
     remapped = _new_id(plan.domain, stored[link], fp) if link in stored else None
     payload = replace(p, restored_from=remapped)
     new_id = _new_id(plan.domain, p, fp)
-    return Wanted(p.image, p.instance, _id_key(p), new_id, payload, retired_in)
+    return Wanted(p.image, p.instance, _id_key(p), new_id, payload, visible)
 
 
 def _check_sources(
@@ -305,14 +310,10 @@ def _end_run(change: Change) -> Callable[[Session, str, str], None]:
 
 def _new_point(change: Change, wanted: Wanted, p: StoredPoint) -> StoredPoint:
     """The new point: the stored payload, with this version as ``added_in`` when it is
-    visible at the head, or its lifetime as it was when it is a retired class's."""
-    if wanted.retired_in is None:
-        added_in, removed_in = change.number, None
-    else:
-        added_in, removed_in = wanted.payload.added_in, wanted.retired_in
-    payload = replace(
-        wanted.payload, run_id=change.run_id, added_in=added_in, removed_in=removed_in
-    )
+    visible at the head, or its lifetime as it was (ended before the head) otherwise."""
+    payload = replace(wanted.payload, run_id=change.run_id)
+    if wanted.visible:
+        payload = replace(payload, added_in=change.number, removed_in=None)
     return StoredPoint(p.id, p.vector, payload)
 
 

@@ -101,15 +101,15 @@ def recorded_sources(s: Session, domain: Domain, names: set[str]) -> dict[str, S
 class Wanted:
     """One stored instance to embed again: its image and instance keys, the key its new
     point id is made from (a restored copy's carries ``@restored{N}``, as restore made
-    it), its new id, its payload as stored (the caller sets the new lifetime), and the
-    version that retired it (None: visible at the head)."""
+    it), its new id, its payload as stored (links remapped), and whether it is visible
+    at the head (it gets the reembed's version) or history kept as it was."""
 
     image: str
     instance: str
     id_key: str
     new_id: str
     payload: PointPayload
-    retired_in: int | None = None
+    visible: bool = True
 
 
 def _only(sample: LabelledImage, wanted: Sequence[Wanted], root: Path) -> LabelledImage:

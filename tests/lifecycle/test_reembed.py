@@ -76,41 +76,49 @@ def test_reembed_keeps_history_and_restore_works(
     ws: Workspace, tiny_model: EncoderSpec, second_model: EncoderSpec, voc_copy: Path
 ) -> None:
     ingest(ws, D, voc_copy, IngestOptions("voc"), tiny_model, actor="alice")
+    retire(ws, D, "bus", actor="alice")
+    restore(ws, D, "bus", actor="alice")  # live copies with restored_from links
     retire(ws, D, "person", actor="alice")
     image = _image(voc_copy)
-    before = {v: _answer(ws, v, image) for v in (1, 2)}
+    before = {v: _answer(ws, v, image) for v in (1, 4)}
     summary = reembed(ws, D, second_model, ReembedOptions(message="new clip"), actor="bob")
-    assert summary.version == 3 and summary.datasets == ["voc"] and not summary.dropped
+    assert summary.version == 5 and summary.datasets == ["voc"] and not summary.dropped
     log = version_log(ws, D)
-    assert [r.operation for r in log] == ["ingest", "retire", "reembed"]
-    assert log[2].message == "new clip" and log[2].user == "bob"
+    assert [r.operation for r in log][3:] == ["retire", "reembed"]
+    assert log[4].message == "new clip" and log[4].user == "bob"
     assert summary.encoder != summary.previous_encoder
-    assert _collection(ws, 3) != _collection(ws, 2)
+    assert _collection(ws, 5) != _collection(ws, 4)
     with ws.catalog.session() as s:
         bound = get_domain(s, D).encoder
         assert bound is not None and bound.fingerprint == summary.encoder
     # time travel: earlier versions read their own encoder and collection, unchanged
-    assert {v: _answer(ws, v, image) for v in (1, 2)} == before
-    answer = json.loads(_answer(ws, 3, image))
-    assert answer["encoder"] == summary.encoder
-    assert json.loads(before[2])["encoder"] == summary.previous_encoder
-    assert catalog_counts(ws, D, 3) == catalog_counts(ws, D, 2)
-    assert summary.points == sum(catalog_counts(ws, D, 2).values())
-    at1 = catalog_counts(ws, D, 1)
-    assert summary.retired_points == sum(at1.values()) - summary.points
+    assert {v: _answer(ws, v, image) for v in (1, 4)} == before
+    assert json.loads(_answer(ws, 5, image))["encoder"] == summary.encoder
+    assert json.loads(before[4])["encoder"] == summary.previous_encoder
+    assert catalog_counts(ws, D, 5) == catalog_counts(ws, D, 4)
+    at1, person_id, bus_id = (
+        catalog_counts(ws, D, 1),
+        class_id(ws, D, "person"),
+        class_id(ws, D, "bus"),
+    )
+    assert summary.points == sum(catalog_counts(ws, D, 4).values())
+    # retired: person's points (for a restore) and the bus points the live copies link to
+    assert summary.retired_points == at1[person_id] + at1[bus_id]
+    new = {p.id: p.payload for p in ws.store.scroll(_collection(ws, 5), PointFilter(D))}
+    links = {p.restored_from for p in new.values() if p.restored_from is not None}
+    assert len(links) == at1[bus_id] and links <= set(new)  # remapped, and they resolve
     assert_every_version_matches(ws, D)
     assert doctor(ws, actor="x").ok
     # a class retired before the reembed comes back with its instances, in the new collection
     restored = restore(ws, D, "person", actor="alice")
-    assert restored.points == summary.retired_points > 0
-    assert catalog_counts(ws, D, 4) == catalog_counts(ws, D, 1)
-    assert json.loads(_answer(ws, 4, image))["encoder"] == summary.encoder
-    assert doctor(ws, actor="x").ok
+    assert restored.points == at1[person_id] > 0
+    assert catalog_counts(ws, D, 6) == at1
+    assert json.loads(_answer(ws, 6, image))["encoder"] == summary.encoder
     # a purge deletes from both collections and marks every version that showed them
-    person = PointFilter(D, class_ids=(class_id(ws, D, "person"),))
+    person = PointFilter(D, class_ids=(person_id,))
     purged = purge(ws, D, class_name="person", actor="alice")
-    assert purged.versions_not_reproducible == [1, 4]  # person was retired at 2 and 3
-    for collection in {_collection(ws, 1), _collection(ws, 3)}:
+    assert purged.versions_not_reproducible == [1, 2, 3, 6]  # retired at 4 and 5
+    for collection in {_collection(ws, 1), _collection(ws, 5)}:
         assert ws.store.count(collection, person) == 0
     assert doctor(ws, actor="x").ok
     assert_every_version_matches(ws, D)
