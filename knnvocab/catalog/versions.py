@@ -52,9 +52,14 @@ def busy_message(session: Session, domain: Domain, pending: VocabVersion) -> str
         holder += f" (run {run.id[:8]}, pid {run.pid}, {run.status}, last seen {seen})"
     return (
         f"domain {domain.name!r} has pending version {pending.number}: {holder}; "
-        f"wait for it (--wait), continue it with `knnvocab ingest … --resume`, or roll it "
-        f"back with `knnvocab vocab rollback {domain.name}`"
+        f"wait for it (--wait), continue it with `knnvocab {_resumer(pending)} … --resume`, "
+        f"or roll it back with `knnvocab vocab rollback {domain.name}`"
     )
+
+
+def _resumer(pending: VocabVersion) -> str:
+    """The command that resumes a pending version (ingest and reembed are resumable)."""
+    return "reembed" if pending.operation == "reembed" else "ingest"
 
 
 def begin_version(

@@ -18,7 +18,7 @@ from knnvocab.catalog.domains import get_domain
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.engine.params import SegmentParams
 from knnvocab.engine.segmenter import Segmenter
-from knnvocab.errors import ConfigError
+from knnvocab.errors import ConfigError, DomainBusyError
 from knnvocab.history import version_log
 from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import doctor, purge, restore, retire, rollback_pending
@@ -212,6 +212,8 @@ def test_an_interrupted_reembed_resumes_or_rolls_back(
     new = _collection(ws, 2)
     partial = ws.store.count(new, PointFilter(D))
     assert 0 < partial < sum(catalog_counts(ws, D, 1).values())
+    with pytest.raises(DomainBusyError, match=r"knnvocab reembed … --resume"):
+        reembed(ws, D, second_model, actor="carol")
     # rolled back: nothing of the domain is left in the new collection
     assert rollback_pending(ws, D, actor="bob") == 2
     assert ws.store.count(new, PointFilter(D)) == 0
