@@ -24,7 +24,7 @@ import os
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +198,7 @@ def import_domain(
         versions = contents.tables["versions"]
         result = ImportResult(target, contents.domain, contents.sha256, versions=len(versions))
         if _already_imported(ws, target, contents):
-            return ImportResult(**{**result.__dict__, "already": True})
+            return replace(result, already=True)
         restores = [v["number"] for v in versions if v["operation"] == "restore"]
         ids = IdMap.of(contents.domain, target, restores)
         collections = _collections(ws, contents)
@@ -225,6 +225,6 @@ def import_domain(
                 if find_domain(s, target) is not None:  # another import won the race
                     raise _clash(target) from None
             raise
-        return ImportResult(**{**result.__dict__, "points": written})
+        return replace(result, points=written)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
