@@ -112,10 +112,19 @@ def _snapshot(ws: Workspace, name: str) -> _Snapshot:
             "classes": _rows(s, select(VocabClass).where(VocabClass.domain_id == domain.id)),
             "class_counts": _rows(s, select(ClassCount).where(ClassCount.version_id.in_(ids))),
             "ingest_runs": _rows(s, select(IngestRun).where(IngestRun.version_id.in_(ids))),
-            "audit_events": [row_to_json(e) for e in audit.events(s, domain=name)],
+            "audit_events": [row_to_json(e) for e in _this_domains_events(s, name)],
         }
         collections = {e.collection: e.dim for e in encoders}
         return _Snapshot(tables, collections, max((v.number for v in versions), default=0))
+
+
+def _this_domains_events(s: Any, name: str) -> list[Any]:
+    """The audit events of the domain now called ``name``: the log is kept by name and
+    outlives a deleted domain, so a domain of the same name deleted earlier left events
+    up to its ``domain.delete`` tombstone that are not this one's history."""
+    events = audit.events(s, domain=name)
+    deleted = [i for i, e in enumerate(events) if e.action == "domain.delete"]
+    return events[deleted[-1] + 1 :] if deleted else events
 
 
 def _rows(s: Any, query: Any) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from knnvocab.catalog.versions import begin_version
 from knnvocab.config import Settings
 from knnvocab.errors import VersionStateError
 from knnvocab.history import version_log
-from knnvocab.lifecycle import doctor, domain_infos, new_domain
+from knnvocab.lifecycle import delete_domain, doctor, domain_infos, new_domain
 from knnvocab.portable import export_domain
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
@@ -189,3 +189,19 @@ def _manifest(archive: Path) -> bytes:
         member = tar.extractfile("manifest.json")
         assert member is not None
         return member.read()
+
+
+def test_a_deleted_namesakes_events_stay_behind(
+    small: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    _, archive = small
+    target = fresh(tmp_path / "t")
+    assert run_cli(target, "import", archive).exit_code == 0
+    first = audit_rows(target, "k")
+    with Workspace(target) as ws:
+        delete_domain(ws, "k", actor="importer")
+    # the same archive again: the domain is gone, so this is a new import, not a re-run
+    assert run_cli(target, "import", archive).exit_code == 0
+    assert run_cli(target, "export", "k", tmp_path / "k.tar").exit_code == 0
+    manifest = json.loads(_manifest(tmp_path / "k.tar"))
+    assert manifest["counts"]["audit_events"] == len(first)
