@@ -180,3 +180,84 @@ def delete(
     else:
         head = info.head_version
         out.print(f"[bold red]deleted[/] domain {escape(name)} (head was version {head})")
+
+
+@app.command("move")
+def move(
+    names: Annotated[list[str] | None, typer.Argument(help="Domains to move.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every domain.")] = False,
+    to_database: Annotated[
+        str, typer.Option("--to-database", help="The target's catalog URL.")
+    ] = "",
+    to_qdrant: Annotated[
+        str | None,
+        typer.Option("--to-qdrant", help="The target's Qdrant URL (none: embedded target)."),
+    ] = None,
+    to_home: Annotated[
+        str | None, typer.Option("--to-home", help="The target's home (an embedded target).")
+    ] = None,
+    delete_source: Annotated[
+        bool, typer.Option("--delete-source", help="Delete each domain here once verified.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Move domains to another deployment (embedded → Postgres + Qdrant server, and back):
+    each is exported, imported there and verified — counts per version and class, and
+    `segment --exact` at every published version on images of its own datasets, byte for
+    byte — before it is reported moved. The source stays unless --delete-source.
+    Resumable: run the same command again."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from knnvocab.cli.output import BarProgress
+    from knnvocab.config import Settings, check_qdrant_url
+    from knnvocab.errors import ConfigError
+    from knnvocab.lifecycle import domain_infos
+    from knnvocab.portable.move import move_domain
+    from knnvocab.workspace import Workspace
+
+    if not to_database:
+        raise ConfigError("--to-database URL is required (the target's catalog)")
+    if bool(names) == all_:
+        raise ConfigError("name the domains to move, or --all")
+    here = Settings.from_env()
+    if to_qdrant is None and to_home is None:
+        raise ConfigError("an embedded target needs --to-home DIR (or give --to-qdrant URL)")
+    there = replace(
+        here,
+        home=Path(to_home).expanduser().resolve() if to_home else here.home,
+        database_url=to_database,
+        qdrant_url=check_qdrant_url(to_qdrant, "--to-qdrant") if to_qdrant else None,
+    )
+    if (there.database_url, there.qdrant_url, there.home) == (
+        here.database_url,
+        here.qdrant_url,
+        here.home,
+    ):
+        raise ConfigError("the target is this deployment")
+    results = []
+    with workspace() as source, Workspace(there) as target:
+        chosen = names or [i.name for i in domain_infos(source)]
+        for name in chosen:
+            result = move_domain(
+                source,
+                target,
+                name,
+                actor=user(),
+                delete_source=delete_source,
+                progress=BarProgress(f"move {name}", "points", "points"),
+            )
+            results.append(result)
+            if not json_:
+                kept = "deleted here" if result.deleted_source else "kept here"
+                copied = (
+                    "already there"
+                    if result.already
+                    else f"{sum(result.points.values())} points copied"
+                )
+                out.print(
+                    f"[bold green]moved[/] {escape(name)}: {copied}, {result.versions} "
+                    f"published versions verified on {result.images} images; source {kept}"
+                )
+    if json_:
+        print_json([r.to_json() for r in results])

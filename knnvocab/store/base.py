@@ -118,6 +118,24 @@ class Hit:
     payload: PointPayload | None = None
 
 
+#: extra neighbours an exact search fetches, so that exact ties at the k-th place are
+#: settled by point id rather than by where the engine happens to keep each point
+TIE_MARGIN = 8
+
+
+def search_limit(k: int, exact: bool) -> int:
+    """How many neighbours to ask the engine for, to answer ``k``."""
+    return k + TIE_MARGIN if exact else k
+
+
+def settle(hits: list[Hit], k: int) -> list[Hit]:
+    """The ``k`` best hits, exact ties in score ordered by point id. Engines order tied
+    points (duplicate vectors: one photo in two datasets, a restored copy) by their
+    internal offsets, which differ between a domain and its copy, move or restore; this
+    makes ``--exact`` answers the same wherever the domain lives."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+
+
 class VectorStore(Protocol):
     """What knnvocab needs from Qdrant; one collection per encoder fingerprint."""
 

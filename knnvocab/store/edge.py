@@ -36,6 +36,8 @@ from knnvocab.store.base import (
     StoredPoint,
     as_vector,
     new_identity,
+    search_limit,
+    settle,
 )
 from knnvocab.store.edge_schema import (
     RESCORE_OVERSAMPLING,
@@ -267,7 +269,7 @@ class EdgeStore:
         # tenant, one look-up of the distinct ids afterwards a fraction of that
         requests = [
             qe.QueryRequest(
-                limit=k,
+                limit=search_limit(k, exact),
                 query=qe.Query.Nearest(v),
                 filter=f,
                 with_payload=False,
@@ -281,9 +283,9 @@ class EdgeStore:
         found = list(dict.fromkeys(i for row in scored for i, _ in row))
         if with_payload:
             payloads = {r.id: r.payload for r in self._records(collection, flt.domain, found, True)}
-            return [[hit(i, score, payloads[i]) for i, score in row] for row in scored]
+            return [settle([hit(i, score, payloads[i]) for i, score in row], k) for row in scored]
         classes = self._classes(collection, flt.domain, found)
-        return [[Hit(str(i), score, classes[i]) for i, score in row] for row in scored]
+        return [settle([Hit(str(i), score, classes[i]) for i, score in row], k) for row in scored]
 
     def _classes(self, collection: str, domain: str, ids: list[Any]) -> dict[Any, int]:
         """The class id of each point. A point's class never changes (only its

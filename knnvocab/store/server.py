@@ -21,6 +21,8 @@ from knnvocab.store.base import (
     StoredPoint,
     as_vector,
     new_identity,
+    search_limit,
+    settle,
 )
 from knnvocab.store.payload import (
     INDEXED_FIELDS,
@@ -95,11 +97,12 @@ class ServerStore:
 
     @classmethod
     def connect(cls, url: str, api_key: str | None = None) -> ServerStore:
-        client = (
-            QdrantClient(location=":memory:")
-            if url == ":memory:"
-            else QdrantClient(url=url, api_key=api_key, timeout=60)
-        )
+        if url == ":memory:":
+            client = QdrantClient(location=":memory:")
+        elif url.startswith("local:"):  # tests only: a stand-in kept on disk
+            client = QdrantClient(path=url.removeprefix("local:"))
+        else:
+            client = QdrantClient(url=url, api_key=api_key, timeout=60)
         return cls(client, url=url)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -231,11 +234,17 @@ class ServerStore:
             )
         fields: Any = True if with_payload else ["class_id"]
         requests = [
-            qm.QueryRequest(query=v.tolist(), filter=f, limit=k, with_payload=fields, params=params)
+            qm.QueryRequest(
+                query=v.tolist(),
+                filter=f,
+                limit=search_limit(k, exact),
+                with_payload=fields,
+                params=params,
+            )
             for v in np.asarray(vectors, np.float32)
         ]
         responses = self._call("search", self.client.query_batch_points, collection, requests)
-        return [[_hit(p, with_payload) for p in r.points] for r in responses]
+        return [settle([_hit(p, with_payload) for p in r.points], k) for r in responses]
 
     def count(self, collection: str, flt: PointFilter) -> int:
         result = self._call(
