@@ -21,7 +21,8 @@ ENV_VARS: dict[str, str] = {
     "KNNVOCAB_HOME": "data folder: embedded catalog and vector store, caches",
     "KNNVOCAB_DATABASE_URL": "catalog database (default: SQLite file in the home; "
     "postgresql+psycopg://… for Postgres)",
-    "KNNVOCAB_QDRANT_URL": "Qdrant server URL (default: embedded qdrant-edge in the home)",
+    "KNNVOCAB_QDRANT_URL": "Qdrant server URL (default: embedded qdrant-edge in the home; "
+    "tests only: :memory: or local:PATH, qdrant-client's local mode)",
     "KNNVOCAB_QDRANT_API_KEY": "API key of the Qdrant server",
     "KNNVOCAB_MODEL": "open_clip model of new domains (default ViT-B-16)",
     "KNNVOCAB_PRETRAINED": "hub weight tag of new domains' model (default openai)",
@@ -43,7 +44,7 @@ ENV_VARS: dict[str, str] = {
     "KNNVOCAB_SERVER_URL": "CLI: run read and segment commands against this knnvocab service",
     "KNNVOCAB_TOKEN": "CLI: the bearer token sent to KNNVOCAB_SERVER_URL",
     "KNNVOCAB_FAULT": "tests only: a fault point where the process kills itself with "
-    "SIGKILL (import.after_points), to prove a re-run finishes the work",
+    "SIGKILL (import.after_points, backup.after_domain), to prove a re-run finishes the work",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -92,6 +93,18 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw).expanduser().resolve() if raw else None
 
 
+def check_qdrant_url(url: str, what: str) -> str:
+    """A Qdrant server URL (``http(s)://``), or one of two test-only stand-ins for a
+    server's API: ``:memory:`` or ``local:PATH`` (qdrant-client's local mode, which filters
+    in Python: seconds per query at 100k points — never for real use)."""
+    if url == ":memory:" or url.startswith(("http://", "https://", "local:")):
+        return url
+    raise ConfigError(
+        f"{what}={url!r}: expected an http(s):// URL of a Qdrant server (or leave it unset "
+        "for the embedded store)"
+    )
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -136,13 +149,8 @@ class Settings:
         home = home.expanduser().resolve()
         database_url = env.get("KNNVOCAB_DATABASE_URL") or f"sqlite:///{home / 'catalog.sqlite3'}"
         qdrant_url = env.get("KNNVOCAB_QDRANT_URL") or None
-        if qdrant_url is not None and not (
-            qdrant_url == ":memory:" or qdrant_url.startswith(("http://", "https://"))
-        ):
-            raise ConfigError(
-                f"KNNVOCAB_QDRANT_URL={qdrant_url!r}: expected an http(s):// URL of a Qdrant "
-                "server (or leave it unset for the embedded store)"
-            )
+        if qdrant_url is not None:
+            check_qdrant_url(qdrant_url, "KNNVOCAB_QDRANT_URL")
         return cls(
             home=home,
             database_url=database_url,

@@ -71,6 +71,9 @@ def _register() -> None:
     from knnvocab.cli import cmd_portable
 
     cmd_portable.register(app)
+    from knnvocab.cli import cmd_backup
+
+    app.add_typer(cmd_backup.app, name="backup")
 
 
 _register()
