@@ -179,3 +179,24 @@ def test_a_tampered_backup_is_refused_before_anything_is_written(
     refused = _cli(target, "backup", "restore", folder)
     assert refused.exit_code == 1 and "sha256 differs" in refused.output
     assert _cli(target, "domain", "list", "--json").output.strip() in ("[]", "")
+
+
+def test_an_unreachable_target_is_one_line_and_nothing_changes(
+    source: Settings, tmp_path: Path
+) -> None:
+    before = _log(source)
+    nowhere = "postgresql+psycopg://postgres@127.0.0.1:9/none"
+    moved = _cli(
+        source,
+        "domain",
+        "move",
+        "k",
+        "--to-database",
+        nowhere,
+        "--to-qdrant",
+        f"local:{tmp_path / 'q'}",
+    )
+    assert moved.exit_code == 1 and "Traceback" not in moved.output
+    errors = [line for line in moved.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "127.0.0.1:9" in errors[0], moved.output
+    assert _log(source) == before
