@@ -37,6 +37,11 @@ def test_ingest_jobs_and_lifecycle_through_the_api(d: Deployment, tmp_path: Path
             for f in sorted(Path(d.data_root / "voc").resolve().rglob("*")):
                 if f.is_file():
                     z.write(f, f"voc/{f.relative_to((d.data_root / 'voc').resolve())}")
+        uploads = d.settings.home / "uploads"
+        kept = set(uploads.iterdir()) if uploads.exists() else set()
+        wrong = c.wait(c.ingest("street", archive=archive, format="coco")["id"], timeout=120)
+        assert wrong["state"] == "failed" and wrong["error"]
+        assert set(uploads.iterdir()) == kept  # a failed job's upload is removed whole
         uploaded = c.wait(c.ingest("street", archive=archive, format="voc", name="again")["id"])
         assert uploaded["state"] == "succeeded", uploaded
         assert uploaded["result"]["dataset"] == "again"
