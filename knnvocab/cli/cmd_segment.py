@@ -39,8 +39,6 @@ def _params(**kwargs: Any) -> Any:
 
 
 def _ground_truth(dataset: Path | None, format: str | None, proposals: str) -> Any:
-    from knnvocab.errors import ConfigError
-
     if proposals != "gt":
         return None
     if dataset is None or format is None:
@@ -158,12 +156,36 @@ def explain(
     n_segments: SegmentsOpt = 128,
     exact: ExactOpt = False,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server: ServerOpt = None,
 ) -> None:
     """The neighbours behind one decision, their provenance and similarities, the
     zero-shot scores, and how the two were fused."""
+    from knnvocab.cli import remote
+
+    client = remote.server(server)
+    if client is not None:
+        if (segment_id is None) == (at is None):
+            raise ConfigError("give exactly one of --segment ID or --at X,Y")
+        point = _xy(at) if at is not None else None
+        with client:
+            print_json(
+                client.explain(
+                    domain,
+                    image,
+                    segment=segment_id,
+                    at=point,
+                    version=version,
+                    k=k,
+                    tau=tau,
+                    threshold=threshold,
+                    lambda_=lam,
+                    n_segments=n_segments,
+                    exact=exact,
+                )
+            )
+        return
     from knnvocab.engine.explain import explain as lay_out
     from knnvocab.engine.segmenter import Segmenter
-    from knnvocab.errors import ConfigError
     from knnvocab.imageio import load_rgb
 
     if (segment_id is None) == (at is None):
@@ -190,16 +212,11 @@ def explain(
 
 
 def _pick(seg: Any, segment_id: int | None, at: str | None) -> Any:
-    from knnvocab.errors import ConfigError
-
     if segment_id is not None:
         if not 1 <= segment_id <= len(seg.segments):
             raise ConfigError(f"segment {segment_id} does not exist (1..{len(seg.segments)})")
         return seg.segments[segment_id - 1]
-    try:
-        x, y = (int(v) for v in (at or "").split(","))
-    except ValueError:
-        raise ConfigError(f"--at {at!r}: expected X,Y pixel coordinates") from None
+    x, y = _xy(at or "")
     try:
         chosen = seg.segment_at(x, y)
     except ValueError as exc:
@@ -207,6 +224,14 @@ def _pick(seg: Any, segment_id: int | None, at: str | None) -> Any:
     if chosen is None:
         raise ConfigError(f"no segment covers pixel ({x}, {y})")
     return chosen
+
+
+def _xy(at: str) -> tuple[int, int]:
+    try:
+        x, y = (int(v) for v in at.split(","))
+    except ValueError:
+        raise ConfigError(f"--at {at!r}: expected X,Y pixel coordinates") from None
+    return x, y
 
 
 def _print_explanation(report: Any, version: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -106,6 +107,14 @@ def install(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return answer(ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
+
+    async def catalog_down(request: Request, exc: Exception) -> Response:
+        # a restarted or unreachable database, a locked SQLite file: try again later
+        log.warning("catalog error answering %s: %s", request.url.path, exc)
+        return answer(unavailable("the catalog is unreachable or busy; retry later", 5))
+
+    for kind in (OperationalError, InterfaceError):  # the connection, not the request
+        app.add_exception_handler(kind, catalog_down)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:

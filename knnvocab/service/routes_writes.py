@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -100,8 +101,17 @@ def _options(body: IngestBody, dataset_name: str | None) -> IngestOptions:
     )
 
 
-async def _read_ingest(request: Request, state: ServiceState) -> tuple[IngestBody, Path | None]:
-    """The body and, for an upload, the extracted dataset folder."""
+@dataclass(frozen=True)
+class _Upload:
+    """An unpacked archive: the dataset's root inside ``folder`` (``<home>/uploads/<id>``,
+    the upload's own folder, kept as the dataset's recorded source)."""
+
+    root: Path
+    folder: Path
+
+
+async def _read_ingest(request: Request, state: ServiceState) -> tuple[IngestBody, _Upload | None]:
+    """The body and, for an upload, where it was unpacked."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         return _parse(await request.body()), None
@@ -122,7 +132,7 @@ async def _read_ingest(request: Request, state: ServiceState) -> tuple[IngestBod
     body = _parse(raw if isinstance(raw, str) else b"{}")
     folder = state.settings.home / "uploads" / uuid.uuid4().hex
     root = await run_in_threadpool(_unpack, archive, folder)
-    return body, root
+    return body, _Upload(root, folder)
 
 
 def _parse(raw: str | bytes) -> IngestBody:
@@ -163,8 +173,10 @@ async def ingest(domain: str, request: Request, who: Writer) -> JSONResponse:
     try:
         if upload is None and body.dataset is None:
             raise ApiError(400, "bad_request", "name a 'dataset' folder or upload an 'archive'")
-        path = upload if upload is not None else _inside(state, who, str(body.dataset), "dataset")
-        folder = upload.parent if upload is not None else None
+        if upload is not None:
+            path, folder = upload.root, upload.folder
+        else:
+            path, folder = _inside(state, who, str(body.dataset), "dataset"), None
         job = IngestRequest(
             domain, path, _options(body, path.name), _encoder(state, who, body), folder
         )
@@ -172,7 +184,7 @@ async def ingest(domain: str, request: Request, who: Writer) -> JSONResponse:
         job_id = await run_in_threadpool(state.jobs.submit, job, who.name, recorded)
     except BaseException:
         if upload is not None:
-            shutil.rmtree(upload.parent, ignore_errors=True)
+            shutil.rmtree(upload.folder, ignore_errors=True)
         raise
     answer = await run_in_threadpool(get_job, state.ws, job_id)
     return JSONResponse(answer, 202, headers={"Location": f"/v1/jobs/{job_id}"})

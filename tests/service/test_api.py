@@ -178,5 +178,7 @@ def test_the_cli_reads_and_segments_through_a_server(d: Deployment, tmp_path: Pa
     assert seg.exit_code == 0, seg.output
     assert json.loads((out / f"{d.photos[0].stem}.json").read_text())["version"] == 1
     assert (out / f"{d.photos[0].stem}.png").read_bytes().startswith(b"\x89PNG")
+    why = runner.invoke(app, ["explain", "street", str(d.photos[0]), "--segment", "1"], env=env)
+    assert json.loads(why.output)["segment"]["id"] == 1, why.output
     other = runner.invoke(app, ["vocab", "log", "harbour"], env=env)
     assert other.exit_code == 1 and "domain 'harbour' does not exist" in other.output

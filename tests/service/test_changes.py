@@ -37,6 +37,11 @@ def test_ingest_jobs_and_lifecycle_through_the_api(d: Deployment, tmp_path: Path
             for f in sorted(Path(d.data_root / "voc").resolve().rglob("*")):
                 if f.is_file():
                     z.write(f, f"voc/{f.relative_to((d.data_root / 'voc').resolve())}")
+        uploads = d.settings.home / "uploads"
+        kept = set(uploads.iterdir()) if uploads.exists() else set()
+        wrong = c.wait(c.ingest("street", archive=archive, format="coco")["id"], timeout=120)
+        assert wrong["state"] == "failed" and wrong["error"]
+        assert set(uploads.iterdir()) == kept  # a failed job's upload is removed whole
         uploaded = c.wait(c.ingest("street", archive=archive, format="voc", name="again")["id"])
         assert uploaded["state"] == "succeeded", uploaded
         assert uploaded["result"]["dataset"] == "again"
@@ -91,3 +96,23 @@ def test_the_cli_changes_an_embedded_home_the_service_owns(d: Deployment) -> Non
         seg = c.segment("street", d.photos[0])
     assert f"version {seg['version']}: class 'person' retired" in retired.stdout
     assert "person" not in {s["label"] for s in seg["segments"]}
+
+
+def test_an_admin_token_manages_its_domains_tokens(d: Deployment) -> None:
+    with d.client("street:admin") as admin:
+        made = admin.post("/v1/domains/street/tokens", json={"scope": "query", "name": "kiosk"})
+        assert made.status_code == 201, made.text
+        secret = made.json()["token"]
+        listed = admin.get("/v1/domains/street/tokens").json()["tokens"]
+        assert "kiosk" in {t["name"] for t in listed} and "token" not in listed[0]
+        with Client(d.url, secret) as kiosk:
+            assert kiosk.domain("street")["name"] == "street"
+            assert admin.delete("/v1/domains/street/tokens/kiosk").json()["revoked"]
+            with pytest.raises(ServiceError) as revoked:
+                kiosk.domain("street")
+            assert revoked.value.status == 401
+        assert admin.delete("/v1/domains/street/tokens/harbour-query").status_code == 404
+    with d.client("street:query") as reader:
+        assert reader.get("/v1/domains/street/tokens").status_code == 403
+    with d.client("harbour:admin") as other:
+        assert other.get("/v1/domains/street/tokens").status_code == 404

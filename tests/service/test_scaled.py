@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from knnvocab.cli import app
-from knnvocab.client import Client
+from knnvocab.client import Client, ServiceError
 from knnvocab.config import Settings
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.tokens import create_token
@@ -60,3 +60,41 @@ def test_several_workers_are_refused_on_the_embedded_store(tmp_path: Path) -> No
     result = CliRunner().invoke(app, ["serve", "--workers", "2"], env=env)
     assert result.exit_code == 1
     assert "the embedded store is owned by one process" in result.output
+
+
+def test_a_catalog_that_goes_away_is_503_and_comes_back_without_a_restart(
+    scaled: tuple[Server, str, Path], pg_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    server, ops, _ = scaled
+    name = sa.make_url(pg_url).database
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def connections(allowed: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+            )
+            if not allowed:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"
+                    ),
+                    {"d": name},
+                )
+
+    with Client(server.url, ops) as c:
+        assert c.domains() == []
+        connections(False)
+        try:
+            with pytest.raises(ServiceError) as down:
+                c.domains()
+            assert down.value.status == 503 and down.value.code == "unavailable"
+        finally:
+            connections(True)
+        assert c.domains() == []
+    admin.dispose()
+    assert server.alive()
