@@ -153,12 +153,14 @@ def _write_points(
         ws.store.ensure_collection(collection, dim)
         ws.store.open_domain(collection, ids.target)
         n = 0
-        for batch in parquet.iter_batches(batch_size=ROW_GROUP):
-            ws.store.insert(
-                collection, ids.target, _points(batch, dim, fingerprint, ids, path.name)
-            )
-            n += batch.num_rows
-            progress.advance(batch.num_rows, batch.num_rows)
+        # one row group at a time: iter_batches reads ahead through the whole file
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group)
+            for batch in table.to_batches(max_chunksize=ROW_GROUP):
+                points = _points(batch, dim, fingerprint, ids, path.name)
+                ws.store.insert(collection, ids.target, points)
+                n += batch.num_rows
+                progress.advance(batch.num_rows, batch.num_rows)
         ws.store.flush()
         ws.store.optimize(collection, ids.target)
         written[collection] = n
