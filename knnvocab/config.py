@@ -44,7 +44,7 @@ ENV_VARS: dict[str, str] = {
     "KNNVOCAB_SERVER_URL": "CLI: run read and segment commands against this knnvocab service",
     "KNNVOCAB_TOKEN": "CLI: the bearer token sent to KNNVOCAB_SERVER_URL",
     "KNNVOCAB_FAULT": "tests only: a fault point where the process kills itself with "
-    "SIGKILL (import.after_points, backup.after_domain), to prove a re-run finishes the work",
+    "SIGKILL (knnvocab/faults.py lists the points), to prove a re-run finishes the work",
 }
 
 _TRUE = {"1", "true", "yes", "on"}

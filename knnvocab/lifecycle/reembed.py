@@ -32,6 +32,7 @@ from knnvocab.catalog.versions import busy_message, get_version, pending_version
 from knnvocab.changes import Change, Opening, versioned_change
 from knnvocab.embed.spec import EncoderInfo, EncoderSpec
 from knnvocab.errors import ConfigError, DomainBusyError, EncoderMismatchError, VersionStateError
+from knnvocab.faults import fault
 from knnvocab.ingest.embedding import PointContext
 from knnvocab.lifecycle.common import store_shortfall
 from knnvocab.lifecycle.reembed_sources import Source, Wanted, embed_source, recorded_sources
@@ -340,6 +341,7 @@ def _embed_all(
         ):
             points = [_new_point(change, w, p) for w, p in pairs]
             ws.store.insert(change.collection, change.domain, points)
+            fault(ws.settings, "reembed.after_batch")
             done, instances = done + images, instances + len(points)
             progress.advance(images, len(points))
             if time.monotonic() - last > plan.options.checkpoint_seconds:

@@ -20,8 +20,9 @@ from typing import Any
 
 from knnvocab import __version__
 from knnvocab.errors import ConfigError, InputError
+from knnvocab.faults import fault
 from knnvocab.portable.export import export_domain
-from knnvocab.portable.importing import fault, import_domain
+from knnvocab.portable.importing import import_domain
 from knnvocab.portable.layout import sha256_file
 from knnvocab.progress import Progress
 from knnvocab.workspace import Workspace

@@ -20,9 +20,7 @@ import again completes it (`knnvocab doctor --repair` would instead drop them).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from knnvocab.catalog import audit
 from knnvocab.catalog.domains import check_domain_name, find_domain
 from knnvocab.catalog.models import AuditEvent, Encoder
-from knnvocab.config import Settings
 from knnvocab.errors import ConfigError, InputError, StoreError
+from knnvocab.faults import fault
 from knnvocab.portable.ids import IdMap
 from knnvocab.portable.layout import ROW_GROUP
 from knnvocab.portable.reading import Contents, open_archive
@@ -72,13 +70,6 @@ class ImportResult:
             "versions": self.versions,
             "already": self.already,
         }
-
-
-def fault(settings: Settings, point: str) -> None:
-    """Test-only: die at once (SIGKILL, no clean-up) when ``KNNVOCAB_FAULT`` names
-    ``point``, to prove a re-run finishes what a kill left."""
-    if settings.fault == point:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _clash(name: str) -> ConfigError:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from knnvocab.catalog.domains import get_domain
+from knnvocab.config import Settings
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.engine.params import SegmentParams
 from knnvocab.engine.segmenter import Segmenter
@@ -230,3 +231,49 @@ def test_an_interrupted_reembed_resumes_or_rolls_back(
     assert ws.store.count(new, PointFilter(D, visible_at=3)) == summary.points
     assert_every_version_matches(ws, D)
     assert doctor(ws, actor="x").ok
+
+
+@pytest.mark.slow
+def test_a_reembed_killed_mid_way_resumes_to_what_an_uninterrupted_one_gives(
+    sqlite_settings: Settings,
+    tiny_model: EncoderSpec,
+    second_model: EncoderSpec,
+    labelme_voc: Path,
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    with Workspace(sqlite_settings) as ws:
+        options = IngestOptions("voc", min_area=1)
+        ingest(ws, D, labelme_voc, options, tiny_model, actor="alice")
+    twin = tmp_path / "twin"  # the same home, reembedded without a kill
+    shutil.copytree(sqlite_settings.home, twin)
+    args = ["reembed", D, "--model", second_model.model, "--checkpoint"]
+    args += [str(second_model.checkpoint), "--batch-size", "1"]
+
+    def run(home: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environment = {
+            "PATH": "/usr/bin:/bin",
+            "KNNVOCAB_HOME": str(home),
+            "KNNVOCAB_USER": "bob",
+            **env,
+        }
+        command = [sys.executable, "-m", "knnvocab", *args, *extra]
+        return subprocess.run(command, env=environment, capture_output=True, text=True)
+
+    killed = run(sqlite_settings.home, KNNVOCAB_FAULT="reembed.after_batch")
+    assert killed.returncode == -9, killed.stderr
+    resumed = run(sqlite_settings.home, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert run(twin).returncode == 0
+    uninterrupted = Settings(twin, f"sqlite:///{twin / 'catalog.sqlite3'}", user="t")
+    image = _image(labelme_voc)
+    with Workspace(sqlite_settings) as a, Workspace(uninterrupted) as b:
+        counts = [
+            [(r.number, r.state, r.instances_added, r.instances_removed) for r in version_log(w, D)]
+            for w in (a, b)
+        ]
+        assert counts[0] == counts[1]
+        assert _answer(a, 2, image) == _answer(b, 2, image)
+        assert doctor(a, D).ok
