@@ -236,6 +236,12 @@ class Client:
         result: dict[str, Any] = self._json("POST", f"/v1/domains/{domain}/purge", json=body)
         return result
 
+    def backup(self, folder: str) -> dict[str, Any]:
+        """Back up every domain into ``folder`` on the server (deployment admin)."""
+        body = {"folder": folder}  # as long as it takes: no read timeout
+        result: dict[str, Any] = self._json("POST", "/v1/backups", json=body, timeout=None)
+        return result
+
     def create_domain(
         self, name: str, description: str = "", max_instances: int | None = None
     ) -> dict[str, Any]:

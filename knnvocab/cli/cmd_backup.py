@@ -20,14 +20,22 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def create(folder: DirArg, json_: JsonOpt = False) -> None:
     """Export every domain at its latest published version into DIR (new, or an
     unfinished backup to complete), with a manifest written last."""
+    from knnvocab.cli import remote
     from knnvocab.portable.backup import create_backup
 
-    with workspace() as ws:
-        result = create_backup(ws, folder, progress=BarProgress("backup", "points", "points"))
+    client = remote.owner()  # a service owns this home's store: it makes the backup
+    if client is not None:
+        with client:
+            answer = client.backup(str(folder.resolve()))
+        domains = answer["domains"]
+    else:
+        with workspace() as ws:
+            progress = BarProgress("backup", "points", "points")
+            domains = create_backup(ws, folder, progress=progress).domains
     if json_:
-        print_json(result.to_json())
+        print_json({"folder": str(folder), "domains": domains})
         return
-    out.print(f"[bold green]backed up[/] {len(result.domains)} domains into {escape(str(folder))}")
+    out.print(f"[bold green]backed up[/] {len(domains)} domains into {escape(str(folder))}")
 
 
 @app.command("restore")

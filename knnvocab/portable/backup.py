@@ -12,20 +12,24 @@ deployment records its own store identity (the store made its collections)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from knnvocab import __version__
-from knnvocab.errors import ConfigError, InputError
+from knnvocab.errors import ConfigError, InputError, VersionStateError
 from knnvocab.faults import fault
-from knnvocab.portable.export import export_domain
+from knnvocab.portable.export import ExportResult, export_domain
 from knnvocab.portable.importing import import_domain
 from knnvocab.portable.layout import sha256_file
 from knnvocab.progress import Progress
 from knnvocab.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "backup.json"
 PARTIAL = "backup.partial.json"
@@ -64,8 +68,30 @@ def _start(folder: Path) -> dict[str, Any]:
     return {"domains": {}}
 
 
-def create_backup(ws: Workspace, folder: Path, *, progress: Progress | None = None) -> BackupResult:
-    """Export every domain of ``ws`` into ``folder`` (see the module docstring)."""
+def _export_between_changes(
+    ws: Workspace, name: str, archive: Path, wait: float, progress: Progress | None
+) -> ExportResult:
+    """Export ``name`` at its latest published version; while a change is in progress
+    (a pending version, or one taken during the export) try again, for up to ``wait``
+    seconds: writes go on while a backup runs."""
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            return export_domain(ws, name, archive, progress)
+        except VersionStateError:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info("domain %s is mid-change; exporting it again in %.1f s", name, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def create_backup(
+    ws: Workspace, folder: Path, *, wait: float = 600.0, progress: Progress | None = None
+) -> BackupResult:
+    """Export every domain of ``ws`` into ``folder`` (see the module docstring); a domain
+    mid-change is exported once the change ends (for up to ``wait`` seconds)."""
     from knnvocab.lifecycle.domains import domain_infos
 
     partial = _start(folder)
@@ -75,11 +101,11 @@ def create_backup(ws: Workspace, folder: Path, *, progress: Progress | None = No
         if known is not None and known["head_version"] == info.head_version:
             continue  # exported by the run that was interrupted, still the head
         archive = folder / f"{info.name}.knnvocab.tar"
-        result = export_domain(ws, info.name, archive, progress)
+        result = _export_between_changes(ws, info.name, archive, wait, progress)
         done[info.name] = {
             "archive": archive.name,
             "sha256": result.sha256,
-            "head_version": info.head_version,
+            "head_version": result.counts["head_version"],
             "counts": result.counts,
         }
         _write(folder / PARTIAL, partial)

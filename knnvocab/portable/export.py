@@ -268,8 +268,10 @@ def export_domain(
             path = folder / members[-1]
             written[collection] = _write_points(ws, name, collection, dim, path, progress)
         _unchanged(ws, name, snap)
+        published = [v["number"] for v in snap.tables["versions"] if v["state"] == "published"]
         counts = {
             "points": written,
+            "head_version": max(published, default=0),
             "versions": len(snap.tables["versions"]),
             "classes": len(snap.tables["classes"]),
             "audit_events": len(snap.tables["audit_events"]),

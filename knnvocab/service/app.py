@@ -66,12 +66,19 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
 
 
 def _routes(app: FastAPI) -> None:
-    from knnvocab.service import routes_reads, routes_segment, routes_tokens, routes_writes
+    from knnvocab.service import (
+        routes_backup,
+        routes_reads,
+        routes_segment,
+        routes_tokens,
+        routes_writes,
+    )
 
     app.include_router(routes_reads.router)
     app.include_router(routes_segment.router)
     app.include_router(routes_writes.router)
     app.include_router(routes_tokens.router)
+    app.include_router(routes_backup.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     def healthz() -> dict[str, str]:

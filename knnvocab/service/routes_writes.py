@@ -58,7 +58,7 @@ class IngestBody(BaseModel):
     checkpoint: str | None = Field(default=None, description="Weights under the data root.")
 
 
-def _inside(state: ServiceState, who: Principal, text: str, what: str) -> Path:
+def inside(state: ServiceState, who: Principal, text: str, what: str) -> Path:
     """A server-side path the caller may read: under the data root (the home's owner, the
     CLI on this machine, may name any path)."""
     path = Path(text).expanduser()
@@ -80,10 +80,8 @@ def _encoder(state: ServiceState, who: Principal, body: IngestBody) -> EncoderSp
     if not (body.model or body.pretrained or body.checkpoint):
         return None
     name = body.model or state.settings.model
-    checkpoint = (
-        str(_inside(state, who, body.checkpoint, "checkpoint")) if body.checkpoint else None
-    )
-    model = str(_inside(state, who, name, "model config")) if name.endswith(".json") else name
+    checkpoint = str(inside(state, who, body.checkpoint, "checkpoint")) if body.checkpoint else None
+    model = str(inside(state, who, name, "model config")) if name.endswith(".json") else name
     pretrained = body.pretrained or (None if checkpoint else state.settings.pretrained)
     return EncoderSpec(model, pretrained=pretrained, checkpoint=checkpoint)
 
@@ -176,7 +174,7 @@ async def ingest(domain: str, request: Request, who: Writer) -> JSONResponse:
         if upload is not None:
             path, folder = upload.root, upload.folder
         else:
-            path, folder = _inside(state, who, str(body.dataset), "dataset"), None
+            path, folder = inside(state, who, str(body.dataset), "dataset"), None
         job = IngestRequest(
             domain, path, _options(body, path.name), _encoder(state, who, body), folder
         )

@@ -4,6 +4,7 @@ changes on the same embedded home while the service owns its store (real process
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -116,3 +117,44 @@ def test_an_admin_token_manages_its_domains_tokens(d: Deployment) -> None:
         assert reader.get("/v1/domains/street/tokens").status_code == 403
     with d.client("harbour:admin") as other:
         assert other.get("/v1/domains/street/tokens").status_code == 404
+
+
+def test_a_backup_through_the_service_while_an_ingest_runs(d: Deployment, tmp_path: Path) -> None:
+    with Client(d.url, d.tokens["street:write"]) as c:
+        job = c.ingest("street", dataset="voc", format="voc", batch_size=1, name="during")
+        folder = tmp_path / "backup"
+        made = _cli(d, "backup", "create", str(folder), "--json")  # sent to the service
+        assert made.returncode == 0, made.stderr
+        assert c.wait(job["id"], timeout=120)["state"] == "succeeded"
+    manifest = json.loads((folder / "backup.json").read_text())
+    assert set(manifest["domains"]) == {"street", "harbour"}
+    home = tmp_path / "restored"
+    env = knnvocab_env(home, f"sqlite:///{home / 'catalog.sqlite3'}")
+    restored = subprocess.run(
+        [sys.executable, "-m", "knnvocab", "backup", "restore", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert restored.returncode == 0, restored.stderr
+    head = manifest["domains"]["street"]["head_version"]
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "knnvocab",
+            "vocab",
+            "show",
+            "street",
+            "--version",
+            str(head),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    with Client(d.url, d.tokens["street:query"]) as c:
+        assert json.loads(shown.stdout)["classes"] == c.vocabulary("street", head)["classes"]
