@@ -10,6 +10,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,30 +66,35 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
+@contextmanager
+def template_copy(template: str, prefix: str) -> Iterator[str]:
+    """A fresh Postgres database copied from ``template`` (migrated already): its URL,
+    dropped afterwards."""
+    admin = _admin_engine()
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_url(pg_template: str) -> Iterator[str]:
     """A fresh, migrated Postgres database for one test (copied from the template)."""
-    admin = _admin_engine()
-    name = f"knnvocab_t_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with template_copy(pg_template, "knnvocab_t_") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def pg_module_url(pg_template: str) -> Iterator[str]:
     """A fresh, migrated Postgres database shared by one test module (a running service)."""
-    admin = _admin_engine()
-    name = f"knnvocab_m_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with template_copy(pg_template, "knnvocab_m_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

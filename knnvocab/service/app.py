@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await run_in_threadpool(ServiceState.open, settings, metrics)
         app.state.service = state
-        state.jobs = JobRunner(state.ws, lambda _domain: None)
+        state.jobs = JobRunner(state.ws)
         threading.Thread(target=state.warm, name="knnvocab-warm", daemon=True).start()
         left = await run_in_threadpool(recover, state.ws, "knnvocab serve")
         if left:

@@ -107,9 +107,8 @@ class _JobProgress:
 class JobRunner:
     """Runs one job at a time per process (an ingest already uses every core)."""
 
-    def __init__(self, ws: Workspace, on_change: Any = None) -> None:
+    def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.on_change = on_change  # called with the domain after a job changed it
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="knnvocab-job")
         self.running = 0
         self._lock = threading.Lock()
@@ -164,8 +163,6 @@ class JobRunner:
         finally:
             with self._lock:
                 self.running -= 1
-            if self.on_change is not None:
-                self.on_change(request.domain)
 
     def _start(self, job_id: str) -> bool:
         with self.ws.catalog.session() as s:

@@ -102,11 +102,10 @@ class ServiceState:
         finally:
             self.warmed.set()
 
-    def forget(self, domain_id: int | None = None) -> None:
-        """Drop prepared vocabularies (of one domain)."""
+    def forget(self) -> None:
+        """Drop every prepared vocabulary (a domain was deleted: its id may return)."""
         with self._lock:
-            for key in [k for k in self._segmenters if domain_id in (None, k[0])]:
-                del self._segmenters[key]
+            self._segmenters.clear()
 
     def close(self) -> None:
         if self.jobs is not None:

@@ -5,13 +5,11 @@ fresh deployment to import it into, on the same catalog backend."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from knnvocab.config import Settings
@@ -20,7 +18,7 @@ from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import audit_log, purge, restore, retire
 from knnvocab.portable import export_domain
 from knnvocab.workspace import Workspace
-from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine
+from tests.conftest import template_copy
 
 #: the source domain's versions: 1 ingest, 2 ingest, 3 retire, 4 restore, 5 purge
 VERSIONS = (1, 2, 3, 4, 5)
@@ -89,16 +87,9 @@ def target(source: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> 
     if source.database_url.startswith("sqlite"):
         yield Settings(home, f"sqlite:///{tmp_path / 'target.sqlite3'}", user="importer")
         return
-    admin = _admin_engine()
-    name = f"knnvocab_t_{uuid.uuid4().hex[:10]}"
     template = request.getfixturevalue("pg_template")  # migrated already
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name)
-    yield Settings(home, url.render_as_string(hide_password=False), user="importer")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with template_copy(template, "knnvocab_t_") as url:
+        yield Settings(home, url, user="importer")
 
 
 def audit_rows(settings: Settings, domain: str) -> list[dict[str, Any]]:
