@@ -6,6 +6,7 @@ a real history (two ingests, a retire, a restore) and segments every version wit
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -23,17 +24,25 @@ LAYOUT_1 = "f4dff62"
 REPO = Path(__file__).resolve().parents[2]
 VIDEO = Path("/usr/share/doc/labelme-examples/examples/video_annotation/data_dataset_voc")
 
-#: runs the knnvocab CLI of the folder given first, not the installed (editable) one
-OLD_CLI = """
-import sys
-root = sys.argv.pop(1)
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path.insert(0, root)
+#: runs knnvocab CLI commands (argument lists as JSON, one per line after the code's
+#: folder) in one process, so torch and the model load once: the CLI of the folder given,
+#: not the installed (editable) one, or the installed one when the folder is ""
+MANY_CLI = """
+import json, sys
+root = sys.argv[1]
+if root:
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+    sys.path.insert(0, root)
 import knnvocab
 assert knnvocab.__file__.startswith(root), knnvocab.__file__
 from knnvocab.cli import main
-sys.argv[0] = "knnvocab"
-main()
+for line in sys.argv[2:]:
+    sys.argv = ["knnvocab", *json.loads(line)]
+    try:
+        main()
+    except SystemExit as done:
+        if done.code not in (0, None):
+            raise
 """
 
 
@@ -52,12 +61,12 @@ def _old_code(tmp_path: Path) -> Path:
     return root
 
 
-def _run(args: list[str], env: dict[str, str], old: Path | None = None) -> str:
-    prefix = (
-        [sys.executable, "-c", OLD_CLI, str(old)] if old else [sys.executable, "-m", "knnvocab"]
-    )
-    done = subprocess.run([*prefix, *args], env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{args}: {done.stdout[-1500:]} {done.stderr[-1500:]}"
+def _run(commands: list[list[str]], env: dict[str, str], old: Path | None = None) -> str:
+    """Run CLI commands, each an argument list, in one process; their joined stdout."""
+    lines = [json.dumps(args) for args in commands]
+    code = [sys.executable, "-c", MANY_CLI, str(old) if old else ""]
+    done = subprocess.run([*code, *lines], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{commands}: {done.stdout[-1500:]} {done.stderr[-1500:]}"
     return done.stdout
 
 
@@ -66,9 +75,21 @@ def _segment_every_version(env: dict[str, str], out: Path, old: Path | None) -> 
         next((VIDEO / "JPEGImages").iterdir()),
         *sorted((VIDEO / "JPEGImages").iterdir())[-1:],
     ]
-    for version in (1, 2, 3, 4):
-        args = ["segment", "shop", *map(str, photos), "--out", str(out / f"v{version}")]
-        _run([*args, "--version", str(version), "--exact", "--rle"], env, old)
+    flags = ["--exact", "--rle"]
+    commands = [
+        [
+            "segment",
+            "shop",
+            *map(str, photos),
+            "--out",
+            str(out / f"v{v}"),
+            "--version",
+            str(v),
+            *flags,
+        ]
+        for v in (1, 2, 3, 4)
+    ]
+    _run(commands, env, old)
 
 
 def test_a_store_of_one_shard_per_domain_is_upgraded_and_answers_the_same(
@@ -84,10 +105,13 @@ def test_a_store_of_one_shard_per_domain_is_upgraded_and_answers_the_same(
         "KNNVOCAB_QDRANT_URL": "",
     }
     model = ["--model", tiny_model.model, "--checkpoint", str(tiny_model.checkpoint)]
-    _run(["ingest", "shop", str(labelme_voc), "--format", "voc", *model], env, old)
-    _run(["ingest", "shop", str(VIDEO), "--format", "voc"], env, old)
-    _run(["vocab", "retire", "shop", "person"], env, old)
-    _run(["vocab", "restore", "shop", "person"], env, old)
+    history = [
+        ["ingest", "shop", str(labelme_voc), "--format", "voc", *model],
+        ["ingest", "shop", str(VIDEO), "--format", "voc"],
+        ["vocab", "retire", "shop", "person"],
+        ["vocab", "restore", "shop", "person"],
+    ]
+    _run(history, env, old)
     _segment_every_version(env, tmp_path / "before", old)
     (collection,) = (p for p in (home / "vectors").iterdir() if p.is_dir())
     assert (collection / "shop" / "edge_config.json").is_file()  # the old layout
@@ -100,9 +124,9 @@ def test_a_store_of_one_shard_per_domain_is_upgraded_and_answers_the_same(
         check=False,
     )
     assert refused.returncode == 1 and "run `knnvocab store upgrade`" in refused.stderr
-    assert "moved to one shard" in _run(["store", "upgrade"], env)
+    assert "moved to one shard" in _run([["store", "upgrade"]], env)
     assert sorted(p.name for p in collection.iterdir() if p.is_dir()) == ["shard"]
-    assert "already one shard" in _run(["store", "upgrade"], env)  # idempotent
+    assert "already one shard" in _run([["store", "upgrade"]], env)  # idempotent
     _segment_every_version(env, tmp_path / "after", None)
     before = sorted(p.relative_to(tmp_path / "before") for p in (tmp_path / "before").rglob("*"))
     after = sorted(p.relative_to(tmp_path / "after") for p in (tmp_path / "after").rglob("*"))
@@ -112,4 +136,4 @@ def test_a_store_of_one_shard_per_domain_is_upgraded_and_answers_the_same(
             assert (tmp_path / "before" / name).read_bytes() == (
                 tmp_path / "after" / name
             ).read_bytes(), name
-    assert "consistent: shop" in _run(["doctor"], env)
+    assert "consistent: shop" in _run([["doctor"]], env)
