@@ -64,6 +64,7 @@ def build(
         xy = [(round(x(n), 1), round(y(v), 1)) for n, v in zip(versions, values, strict=True)]
         points = " ".join(f"{a},{b}" for a, b in xy)
         lines.append(Line(name, _hex(class_ids.get(name, 0)), points, xy if len(xy) <= 20 else []))
-    x_ticks = [(x(n), f"v{n}") for n in sorted({lo, hi, lo + span // 2})]
+    marked = versions if len(versions) <= 12 else [lo, versions[len(versions) // 2], hi]
+    x_ticks = [(x(n), f"v{n}") for n in marked]  # published versions only
     y_ticks = [(y(v), str(v)) for v in sorted({0, top // 2, top})]
     return Chart(lines, x_ticks, y_ticks)

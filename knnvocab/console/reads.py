@@ -94,7 +94,8 @@ def chart_series(
     if len(numbers) > CHART_VERSIONS:
         step = (len(numbers) - 1) / (CHART_VERSIONS - 1)
         numbers = sorted({numbers[round(i * step)] for i in range(CHART_VERSIONS)})
-    top = sorted(classes, key=lambda c: (-c.instances, c.class_id))[:CHART_CLASSES]
+    drawn = [c for c in classes if c.instances > 0]
+    top = sorted(drawn, key=lambda c: (-c.instances, c.class_id))[:CHART_CLASSES]
     names = {c.name for c in top}
     series = {c.name: [0] * len(numbers) for c in top}
     at = {n: i for i, n in enumerate(numbers)}

@@ -47,6 +47,8 @@ def test_sign_in_and_overview(console: Deployment, browser: webdriver.Chrome) ->
         assert shown[c.name][2].text == ("live" if c.live else "retired")
         assert shown[c.name][3].text == str(c.instances)
     assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg polyline")
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)  # the keyboard's first stop
+    assert browser.switch_to.active_element.text == "Skip to content"
     shoot(browser, "overview")
 
 
@@ -121,6 +123,10 @@ def test_diff_page(console: Deployment, browser: webdriver.Chrome) -> None:
     assert browser.find_element(By.ID, "diff-added").text == "—"
     assert name in browser.find_element(By.ID, "counts").text
     shoot(browser, "diff")
+    browser.find_element(By.LINK_TEXT, "Overview").click()  # the chart now spans 3 versions
+    WebDriverWait(browser, 10).until(ec.url_matches(r"/ui/domains/street$"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart circle")) >= 3
+    shoot(browser, "overview-history")
 
 
 def test_audit_page_with_a_filter(console: Deployment, browser: webdriver.Chrome) -> None:
@@ -138,6 +144,7 @@ def test_audit_page_with_a_filter(console: Deployment, browser: webdriver.Chrome
 
 
 def test_try_it(console: Deployment, browser: webdriver.Chrome) -> None:
+    sign_in(browser, console.url, console.tokens["street:query"])
     browser.get(f"{console.url}/ui/domains/street/try")
     browser.find_element(By.ID, "image").send_keys(str(console.photos[0]))
     browser.find_element(By.ID, "version").clear()
@@ -154,6 +161,7 @@ def test_try_it(console: Deployment, browser: webdriver.Chrome) -> None:
     WebDriverWait(browser, 10).until(
         lambda b: b.find_elements(By.CSS_SELECTOR, "#segments details.pointed[open]")
     )
+    assert browser.find_element(By.ID, "marker").is_displayed()  # its box on the overlay
     pointed = browser.find_element(By.CSS_SELECTOR, "#segments details.pointed")
     imgs = pointed.find_elements(By.CSS_SELECTOR, ".neighbours img")
     WebDriverWait(browser, 30).until(

@@ -7,6 +7,17 @@ document.addEventListener("DOMContentLoaded", () => {
   const map = JSON.parse(img.dataset.map);
   const step = Math.max(1, Math.ceil(map.w / map.rows[0].length));
   let shown = null;
+  const marker = document.getElementById("marker");
+  const mark = (panel) => {  // outline the open segment's box on the overlay
+    const [x, y, w, h] = panel.dataset.bbox.split(",").map(Number);
+    const sx = img.clientWidth / map.w, sy = img.clientHeight / map.h;
+    Object.assign(marker.style, { left: `${img.offsetLeft + x * sx}px`, top: `${img.offsetTop + y * sy}px`,
+      width: `${w * sx}px`, height: `${h * sy}px` });
+    marker.hidden = false;
+  };
+  document.querySelectorAll("#segments details").forEach((panel) => {
+    panel.addEventListener("toggle", () => { if (panel.open) mark(panel); });
+  });
   const show = (id, scroll) => {
     const panel = document.getElementById("segment-" + id);
     if (!panel || panel === shown) return;
@@ -15,6 +26,7 @@ document.addEventListener("DOMContentLoaded", () => {
     panel.classList.add("pointed");
     if (scroll) panel.scrollIntoView({ block: "nearest" });
     shown = panel;
+    mark(panel);
   };
   const at = (event) => {
     const box = img.getBoundingClientRect();
