@@ -49,7 +49,9 @@ def class_page(
     with ws.catalog.session() as s:
         row = get_domain(s, domain)
         cls = reads.find_class(s, row, name)
-        state = next(c for c in reads.head_classes(s, row) if c.class_id == cls.class_id)
+        state = next((c for c in reads.head_classes(s, row) if c.class_id == cls.class_id), None)
+        if state is None:  # added by a change not yet published
+            raise ApiError(404, "not_found", f"class {name!r} is not in a published version")
         ranges = reads.lived_in(s, cls)
         head = row.head_version
     points, more = reads.instances_page(ws, domain, state.class_id, offset, limit)

@@ -4,9 +4,12 @@ screenshots are kept under test-artifacts/console/."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -178,3 +181,17 @@ def test_try_refuses_a_file_that_is_not_an_image(console: Deployment, tmp_path: 
         answer = client.post("/ui/domains/street/try", data={"csrf": csrf}, files=files)
     assert answer.status_code == 422
     assert "Could not do that" in answer.text and "Traceback" not in answer.text
+
+
+def test_try_takes_a_photo_larger_than_a_json_body(console: Deployment) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    assert buffer.tell() > 1024 * 1024  # past the 1 MB limit of JSON bodies
+    with session_client(console, "street:query") as client:
+        page = client.get("/ui/domains/street/try").text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        files = {"image": ("noise.png", buffer.getvalue(), "image/png")}
+        answer = client.post("/ui/domains/street/try", data={"csrf": csrf}, files=files)
+    assert answer.status_code == 200, answer.text[:500]
+    assert 'id="overlay"' in answer.text

@@ -86,3 +86,19 @@ def test_a_revoked_token_ends_its_sessions(console: Deployment) -> None:
         after = client.get("/ui/domains/street")
     admin.close()
     assert after.status_code == 303 and after.headers["location"].startswith("/ui/sign-in")
+
+
+def test_a_deployment_token_sees_every_domain_and_signs_out(console: Deployment) -> None:
+    with session_client(console, "deployment:query") as client:
+        listing = client.get("/ui/domains")
+        assert listing.status_code == 200
+        assert 'href="/ui/domains/street"' in listing.text
+        assert 'href="/ui/domains/harbour"' in listing.text
+        for domain in ("street", "harbour"):
+            assert client.get(f"/ui/domains/{domain}").status_code == 200
+        refused = client.post("/ui/sign-out", data={})
+        assert refused.status_code == 403  # signing out is a change too
+        out = client.post("/ui/sign-out", data={"csrf": _csrf(listing.text)})
+        assert out.status_code == 303
+        assert not client.cookies.get("knnvocab_session")
+        assert client.get("/ui/domains").status_code == 303  # back to the sign-in page
