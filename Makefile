@@ -22,12 +22,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import torch, torchvision, open_clip, qdrant_edge, knnvocab"
 	touch $@
 
-# real labelled photos used by the demo and the tests (Debian's labelme-examples)
+# real labelled photos used by the demo and the tests (Debian's labelme-examples), and a
+# browser for the web console's tests (Debian's chromium + chromium-driver, headless)
 system-deps:
 	@dpkg -s labelme-examples >/dev/null 2>&1 || { \
 		echo "installing labelme-examples (real labelled photos)"; \
 		$(SUDO) apt-get install -y -q labelme-examples >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q labelme-examples >/dev/null; }; }
+	@dpkg -s chromium chromium-driver >/dev/null 2>&1 || { \
+		echo "installing chromium and chromium-driver (the web console's browser tests)"; \
+		$(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
 # start the local PostgreSQL cluster if it is installed but down
 postgres:

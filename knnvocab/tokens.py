@@ -241,3 +241,25 @@ def authenticate(ws: Workspace, secret: str, now: datetime | None = None) -> Tok
     if gone or info.state(now) != "active":
         raise TokenError()
     return info
+
+
+def token_by_id(ws: Workspace, token_id: str, now: datetime | None = None) -> tuple[TokenInfo, str]:
+    """The token ``token_id`` and its stored SHA-256, if it is valid at ``now`` under the
+    rules of `authenticate` (the web console's session names its token by id and is
+    signed with the hash, so a revoked token ends its sessions at once). Otherwise
+    TokenError."""
+    with ws.catalog.session() as s:
+        row = s.scalar(
+            select(ApiToken)
+            .where(ApiToken.id == token_id)
+            .options(joinedload(ApiToken.domain).lazyload(Domain.encoder))
+        )
+        if row is None:
+            raise TokenError()
+        info, digest = TokenInfo.from_row(row), row.token_sha256
+        gone = row.domain_id is not None and (
+            row.domain is None or row.domain.deleted_at is not None
+        )
+    if gone or info.state(now) != "active":
+        raise TokenError()
+    return info, digest

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from knnvocab import __version__
+from knnvocab import __version__, console
 from knnvocab.config import Settings, get_settings
 from knnvocab.service import errors, local
 from knnvocab.service.auth import Caller
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     )
     errors.install(app)
     _routes(app)
+    console.mount(app)
     limits = BodyLimits(settings.max_body_mb * MB, settings.max_upload_mb * MB)
     app.add_middleware(BodyLimit, limits=limits)
     app.add_middleware(RequestMetrics, metrics=metrics)

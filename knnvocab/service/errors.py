@@ -80,6 +80,16 @@ def answer(err: ApiError) -> JSONResponse:
     return JSONResponse(body(err.code, err.message), err.status, headers=err.headers)
 
 
+def respond(request: Request, err: ApiError) -> Response:
+    """``err`` as JSON, or as a page where the app has pages for the request's path (the
+    web console registers ``app.state.error_pages = (prefix, render)``)."""
+    pages = getattr(request.app.state, "error_pages", None)
+    if pages is not None and request.url.path.startswith(pages[0]):
+        page: Response = pages[1](request, err)
+        return page
+    return answer(err)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for item in exc.errors():
@@ -92,26 +102,27 @@ def install(app: FastAPI) -> None:
     """Every error the app can raise answers as JSON; nothing answers with a traceback."""
 
     @app.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> Response:
-        return answer(exc)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return respond(request, exc)
 
     @app.exception_handler(e.KnnvocabError)
-    async def library_error(_request: Request, exc: e.KnnvocabError) -> Response:
-        return answer(from_library(exc))
+    async def library_error(request: Request, exc: e.KnnvocabError) -> Response:
+        return respond(request, from_library(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
-        return answer(ApiError(422, "invalid_request", _validation_message(exc)))
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return respond(request, ApiError(422, "invalid_request", _validation_message(exc)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return answer(ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
+        err = ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        return respond(request, err)
 
     async def catalog_down(request: Request, exc: Exception) -> Response:
         # a restarted or unreachable database, a locked SQLite file: try again later
         log.warning("catalog error answering %s: %s", request.url.path, exc)
-        return answer(unavailable("the catalog is unreachable or busy; retry later", 5))
+        return respond(request, unavailable("the catalog is unreachable or busy; retry later", 5))
 
     for kind in (OperationalError, InterfaceError):  # the connection, not the request
         app.add_exception_handler(kind, catalog_down)
@@ -119,4 +130,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
-        return answer(ApiError(500, "internal", "internal error (logged by the service)"))
+        return respond(request, ApiError(500, "internal", "internal error (logged by the service)"))

@@ -21,12 +21,12 @@ _DRAIN = 256 * MB
 class BodyLimits:
     """Largest request body per kind of route, in bytes."""
 
-    images: int = 32 * MB  # segment, explain
+    images: int = 32 * MB  # segment, explain, the console's try page
     uploads: int = 2048 * MB  # dataset archives
     other: int = 1 * MB  # JSON
 
     def of(self, path: str) -> int:
-        if re.fullmatch(r"/v1/domains/[^/]+/(segment|explain)", path):
+        if re.fullmatch(r"/v1/domains/[^/]+/(segment|explain)|/ui/domains/[^/]+/try", path):
             return self.images
         if re.fullmatch(r"/v1/domains/[^/]+/ingest", path):
             return self.uploads

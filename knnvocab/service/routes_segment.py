@@ -22,7 +22,9 @@ from knnvocab.service.state import ServiceState, state_of
 router = APIRouter(prefix="/v1/domains/{domain}", tags=["segment"])
 
 
-def _segment(state: ServiceState, domain: str, q: QueryParams, upload: Upload) -> Segmentation:
+def segment_upload(
+    state: ServiceState, domain: str, q: QueryParams, upload: Upload
+) -> Segmentation:
     """Decode, build the proposals and segment (runs on a segment thread)."""
     params = q.params()
     max_pixels = state.settings.max_image_pixels
@@ -59,7 +61,7 @@ async def segment(
 ) -> Response:
     state = state_of(request)
     upload = await read_upload(request)
-    seg = await state.gate.run(lambda: _segment(state, domain, q, upload))
+    seg = await state.gate.run(lambda: segment_upload(state, domain, q, upload))
     if _wants_png(request):
         buffer = io.BytesIO()
         index_png(seg, buffer)
@@ -88,7 +90,7 @@ async def explain(
         raise ApiError(400, "bad_request", "give exactly one of segment=ID or x=X&y=Y")
     state = state_of(request)
     upload = await read_upload(request)
-    seg = await state.gate.run(lambda: _segment(state, domain, q, upload))
+    seg = await state.gate.run(lambda: segment_upload(state, domain, q, upload))
     chosen = _pick(seg, segment, x, y)
     report = lay_out(seg, chosen).to_json()
     return JSONResponse({"domain": seg.domain, "version": seg.version, **report})

@@ -112,6 +112,19 @@ def test_the_wheel_ships_the_migrations(installed: Installed) -> None:
     } <= shipped
 
 
+def test_the_wheel_ships_the_console(installed: Installed) -> None:
+    folder = ROOT / "knnvocab" / "console"
+    expected = {
+        p.relative_to(ROOT).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        shipped = {n for n in wheel.namelist() if n.startswith("knnvocab/console/")}
+    assert shipped == expected  # the templates and static files with the code
+    assert {"knnvocab/console/templates/base.html", "knnvocab/console/static/console.js"} <= shipped
+
+
 def test_the_package_and_its_migrations_come_from_the_venv(installed: Installed) -> None:
     code = (
         "import knnvocab; from knnvocab.catalog.database import MIGRATIONS_DIR; "
