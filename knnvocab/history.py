@@ -6,11 +6,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog.domains import encoder_spec, get_domain
 from knnvocab.catalog.models import Domain, VocabVersion
-from knnvocab.catalog.versions import get_version, list_versions, readable_version, snapshot
+from knnvocab.catalog.versions import get_version, readable_version, snapshot
 from knnvocab.workspace import Workspace
 
 
@@ -201,13 +202,26 @@ def _target(params: dict[str, Any]) -> dict[str, str]:
     return {k: str(params[k]) for k in ("class", "dataset") if k in params}
 
 
-def version_log(ws: Workspace, domain: str) -> list[VersionRecord]:
-    """Every version of ``domain`` (published, pending, failed, rolled back), oldest first."""
+def version_log(
+    ws: Workspace, domain: str, offset: int = 0, limit: int | None = None
+) -> list[VersionRecord]:
+    """The versions of ``domain`` (published, pending, failed, rolled back), oldest
+    first; ``offset``/``limit`` page them in the database, so a page costs the page."""
     with ws.catalog.session() as s:
         row = get_domain(s, domain)
-        records, previous = [], None
-        prev_states: dict[str, ClassState] = {}
-        for version in list_versions(s, row):
+        versions = list(
+            s.scalars(
+                select(VocabVersion)
+                .where(VocabVersion.domain_id == row.id)
+                .order_by(VocabVersion.number)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        previous = _published_before(s, row, versions[0].number) if versions else None
+        prev_states = _states(s, previous)
+        records = []
+        for version in versions:
             states = _states(s, version) if version.state == "published" else {}
             start = previous.number if previous else 0
             diff = (
@@ -219,6 +233,27 @@ def version_log(ws: Workspace, domain: str) -> list[VersionRecord]:
             if version.state == "published":
                 previous, prev_states = version, states
         return records
+
+
+def count_versions(ws: Workspace, domain: str) -> int:
+    """How many versions ``domain`` has, in every state."""
+    with ws.catalog.session() as s:
+        row = get_domain(s, domain)
+        where = VocabVersion.domain_id == row.id
+        return int(s.scalar(select(func.count()).select_from(VocabVersion).where(where)) or 0)
+
+
+def _published_before(session: Session, domain: Domain, number: int) -> VocabVersion | None:
+    return session.scalar(
+        select(VocabVersion)
+        .where(
+            VocabVersion.domain_id == domain.id,
+            VocabVersion.state == "published",
+            VocabVersion.number < number,
+        )
+        .order_by(VocabVersion.number.desc())
+        .limit(1)
+    )
 
 
 def vocabulary(ws: Workspace, domain: str, version: int | None = None) -> VocabSnapshot:

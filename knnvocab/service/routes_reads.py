@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from knnvocab.history import version_log, vocab_diff, vocabulary
+from knnvocab.history import count_versions, version_log, vocab_diff, vocabulary
 from knnvocab.lifecycle import audit_log, parse_since
 from knnvocab.lifecycle.domains import delete_domain, domain_info, domain_infos, new_domain
 from knnvocab.service.auth import Caller, DeploymentAdmin, Reader
@@ -23,14 +23,18 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 
 def page(items: list[Any], offset: int, limit: int) -> dict[str, Any]:
     """A page of ``items``: ``{"items", "total", "offset", "limit", "next"}``."""
-    chosen = items[offset : offset + limit]
+    return paged(items[offset : offset + limit], offset, limit, len(items))
+
+
+def paged(chosen: list[Any], offset: int, limit: int, total: int) -> dict[str, Any]:
+    """The page ``chosen`` (already cut at ``offset``) of ``total`` items."""
     after = offset + len(chosen)
     return {
         "items": [i.to_json() for i in chosen],
-        "total": len(items),
+        "total": total,
         "offset": offset,
         "limit": limit,
-        "next": after if after < len(items) else None,
+        "next": after if after < total else None,
     }
 
 
@@ -84,7 +88,10 @@ def versions(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> dict[str, Any]:
-    return {"domain": domain, **page(version_log(state_of(request).ws, domain), offset, limit)}
+    ws = state_of(request).ws
+    total = count_versions(ws, domain)
+    records = version_log(ws, domain, offset, limit)
+    return {"domain": domain, **paged(records, offset, limit, total)}
 
 
 @router.get("/domains/{domain}/vocabulary", summary="The vocabulary at a version")

@@ -10,7 +10,7 @@ from pathlib import Path
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.engine.params import SegmentParams
 from knnvocab.engine.segmenter import Segmenter
-from knnvocab.history import version_log, vocab_diff, vocabulary
+from knnvocab.history import count_versions, version_log, vocab_diff, vocabulary
 from knnvocab.imageio import load_rgb
 from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.lifecycle import audit_log, doctor, purge, restore, retire
@@ -172,6 +172,10 @@ def check_log_and_audit(ws: Workspace, cli: Run) -> None:
     assert (log[2].classes_retired, log[3].classes_restored) == (["person"], ["person"])
     assert log[2].target == {"class": "person"} and log[4].target == {"dataset": "photos"}
     assert log[5].classes_purged == ["bus"] and log[5].points_purged["bus"] > 0
+    # a page of the log is that slice of the whole log (diffs from the version before it)
+    for offset in range(len(log)):
+        assert version_log(ws, "k", offset, 2) == log[offset : offset + 2]
+    assert count_versions(ws, "k") == len(log)
     tombstones = audit_log(ws, "k", action="purge")
     purges = [e for e in tombstones if e.action == "purge"]
     assert [e.detail["name"] for e in purges] == ["photos", "bus"]

@@ -92,6 +92,10 @@ def test_reads(d: Deployment) -> None:
         page = h.get("/v1/domains/street/audit", params={"limit": 1, "offset": 1}).json()
         assert page["limit"] == 1 and page["offset"] == 1 and len(page["items"]) == 1
         assert page["next"] == 2 and page["total"] >= 3
+        first = h.get("/v1/domains/street/versions", params={"limit": 1}).json()
+        last = h.get("/v1/domains/street/versions", params={"offset": 1}).json()
+        assert [v["number"] for v in first["items"] + last["items"]] == [1, 2]
+        assert (first["total"], first["next"], last["next"]) == (2, 1, None)
 
 
 def test_explain_names_the_neighbours(d: Deployment) -> None:
