@@ -12,9 +12,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from knnvocab.catalog.domains import get_domain
-from knnvocab.catalog.models import AuditEvent, ClassCount, Domain, VocabClass, VocabVersion
+from knnvocab.catalog.models import ClassCount, Domain, VocabClass, VocabVersion
 from knnvocab.errors import NotFoundError
-from knnvocab.lifecycle.auditlog import AuditRecord
+from knnvocab.lifecycle import auditlog
+from knnvocab.lifecycle.auditlog import AuditFilter, AuditRecord
 from knnvocab.store.base import PointFilter, StoredPoint
 from knnvocab.workspace import Workspace
 
@@ -163,24 +164,10 @@ def audit_page(
     actor: str | None = None,
     since: datetime | None = None,
 ) -> tuple[list[AuditRecord], Page]:
-    """A page of the domain's audit events, newest first; ``action`` matches an action
-    or its family (``ingest`` matches ``ingest.begin``)."""
-    where = [AuditEvent.domain == domain]
-    if action:
-        where.append(or_(AuditEvent.action == action, AuditEvent.action.like(f"{action}.%")))
-    if actor:
-        where.append(AuditEvent.actor == actor)
-    if since is not None:
-        where.append(AuditEvent.at >= since)
-    total = s.scalar(select(func.count()).select_from(AuditEvent).where(*where))
-    rows = s.scalars(
-        select(AuditEvent).where(*where).order_by(AuditEvent.id.desc()).offset(offset).limit(limit)
-    )
-    records = [
-        AuditRecord(e.id, e.at, e.actor, e.host, e.domain, e.version, e.action, e.detail)
-        for e in rows
-    ]
-    return records, Page(offset, limit, int(total or 0))
+    """A page of the domain's audit events, newest first (``AuditFilter`` says which)."""
+    which = AuditFilter(domain, since, action, actor)
+    records, total = auditlog.audit_page(s, which, offset, limit, newest_first=True)
+    return records, Page(offset, limit, total)
 
 
 def find_class(s: Session, domain: Domain, name: str) -> VocabClass:

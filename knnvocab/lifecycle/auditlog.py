@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from knnvocab.catalog import audit
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from knnvocab.catalog.models import AuditEvent
 from knnvocab.errors import ConfigError
 from knnvocab.workspace import Workspace
 
@@ -49,18 +52,59 @@ def parse_since(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which events: of one domain (even a deleted one), at or after ``since``, whose
+    action is ``action`` or of its family (``ingest`` matches ``ingest.begin``), by
+    ``actor``."""
+
+    domain: str | None = None
+    since: datetime | None = None
+    action: str | None = None
+    actor: str | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.domain is not None:
+            where.append(AuditEvent.domain == self.domain)
+        if self.since is not None:
+            where.append(AuditEvent.at >= self.since)
+        if self.action:
+            family = AuditEvent.action.startswith(f"{self.action}.", autoescape=True)
+            where.append(or_(AuditEvent.action == self.action, family))
+        if self.actor:
+            where.append(AuditEvent.actor == self.actor)
+        return where
+
+
+def audit_page(
+    session: Session,
+    which: AuditFilter,
+    offset: int = 0,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> tuple[list[AuditRecord], int]:
+    """A page of the events ``which`` selects (oldest first unless ``newest_first``),
+    paged in the database, and how many there are in all."""
+    where = which.where()
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*where))
+    order = AuditEvent.id.desc() if newest_first else AuditEvent.id
+    rows = session.scalars(
+        select(AuditEvent).where(*where).order_by(order).offset(offset).limit(limit)
+    )
+    records = [
+        AuditRecord(e.id, e.at, e.actor, e.host, e.domain, e.version, e.action, e.detail)
+        for e in rows
+    ]
+    return records, int(total or 0)
+
+
 def audit_log(
     ws: Workspace,
     domain: str | None = None,
     since: datetime | None = None,
     action: str | None = None,
 ) -> list[AuditRecord]:
-    """Audit events, oldest first: of one domain (even a deleted one), after ``since``,
-    whose action is ``action`` or starts with ``action.``."""
+    """Every event ``AuditFilter(domain, since, action)`` selects, oldest first."""
     with ws.catalog.session() as s:
-        rows = audit.events(s, domain=domain, since=since)
-        return [
-            AuditRecord(e.id, e.at, e.actor, e.host, e.domain, e.version, e.action, e.detail)
-            for e in rows
-            if action is None or e.action == action or e.action.startswith(f"{action}.")
-        ]
+        return audit_page(s, AuditFilter(domain, since, action))[0]

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from knnvocab.history import count_versions, version_log, vocab_diff, vocabulary
-from knnvocab.lifecycle import audit_log, parse_since
+from knnvocab.lifecycle import parse_since
+from knnvocab.lifecycle.auditlog import AuditFilter, audit_page
 from knnvocab.lifecycle.domains import delete_domain, domain_info, domain_infos, new_domain
 from knnvocab.service.auth import Caller, DeploymentAdmin, Reader
 from knnvocab.service.errors import ApiError
@@ -19,11 +20,6 @@ router = APIRouter(prefix="/v1", tags=["domains"])
 
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
-
-
-def page(items: list[Any], offset: int, limit: int) -> dict[str, Any]:
-    """A page of ``items``: ``{"items", "total", "offset", "limit", "next"}``."""
-    return paged(items[offset : offset + limit], offset, limit, len(items))
 
 
 def paged(chosen: list[Any], offset: int, limit: int, total: int) -> dict[str, Any]:
@@ -127,5 +123,7 @@ def audit(
 ) -> dict[str, Any]:
     ws = state_of(request).ws
     domain_info(ws, domain)  # a missing domain is a 404, not an empty log
-    records = audit_log(ws, domain, parse_since(since) if since else None, action)
-    return {"domain": domain, **page(records, offset, limit)}
+    which = AuditFilter(domain, parse_since(since) if since else None, action)
+    with ws.catalog.session() as s:
+        records, total = audit_page(s, which, offset, limit)
+    return {"domain": domain, **paged(records, offset, limit, total)}
