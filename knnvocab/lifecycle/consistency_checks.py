@@ -11,6 +11,7 @@ from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import Domain, VocabVersion
 from knnvocab.catalog.versions import list_versions, pending_version, snapshot
+from knnvocab.faults import fault
 from knnvocab.lifecycle.common import mark_not_reproducible
 from knnvocab.lifecycle.repair import publish_repair
 from knnvocab.lifecycle.rollback import liveness
@@ -93,6 +94,7 @@ class Doctor:
         if fix is not None and self.repair:
             fix()
             self.ws.store.flush()
+            fault(self.ws.settings, "doctor.after_repair")
             with self.ws.catalog.session() as s:
                 audit.record(
                     s,
