@@ -14,8 +14,9 @@ from typing import Any
 
 from knnvocab.config import Settings
 from knnvocab.history import version_log, vocabulary
-from knnvocab.lifecycle import doctor
+from knnvocab.lifecycle import doctor, domain_infos
 from knnvocab.workspace import Workspace
+from tests.lifecycle.helpers import catalog_counts, store_counts
 
 KILLED = -signal.SIGKILL
 
@@ -125,7 +126,13 @@ def published(settings: Settings, domain: str) -> dict[int, dict[str, Any]]:
 
 
 def assert_consistent(settings: Settings) -> None:
-    """`doctor` (every domain, no repair) finds nothing wrong."""
+    """`doctor` (every domain, no repair) finds nothing wrong, and at every domain's head
+    the store shows exactly what the catalog counts (the head is what later versions
+    build on, reproducible or not)."""
     with Workspace(settings) as ws:
         report = doctor(ws)
-    assert report.ok, report.to_json()
+        assert report.ok, report.to_json()
+        for info in domain_infos(ws):
+            if info.head_version:
+                head = info.head_version
+                assert store_counts(ws, info.name, head) == catalog_counts(ws, info.name, head)
