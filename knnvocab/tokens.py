@@ -27,6 +27,7 @@ from knnvocab.catalog import audit
 from knnvocab.catalog.domains import find_domain, get_domain
 from knnvocab.catalog.models import TOKEN_SCOPES, ApiToken, Domain, utcnow
 from knnvocab.errors import ConfigError, KnnvocabError, NotFoundError
+from knnvocab.faults import fault
 from knnvocab.workspace import Workspace
 
 #: ordered: each scope allows what the ones before it allow
@@ -182,6 +183,8 @@ def create_token(
             raise ConfigError(f"a token named {name!r} already exists (revoked or not)") from None
         detail = {"id": token_id, "name": name, "scope": scope, "expires": _iso(expires_at)}
         audit.record(s, "token.create", actor, domain=domain, detail=detail)
+        s.flush()
+        fault(ws.settings, "token.before_commit")
         return TokenInfo.from_row(token), secret
 
 

@@ -52,14 +52,20 @@ def busy_message(session: Session, domain: Domain, pending: VocabVersion) -> str
         holder += f" (run {run.id[:8]}, pid {run.pid}, {run.status}, last seen {seen})"
     return (
         f"domain {domain.name!r} has pending version {pending.number}: {holder}; "
-        f"wait for it (--wait), continue it with `knnvocab {_resumer(pending)} … --resume`, "
-        f"or roll it back with `knnvocab vocab rollback {domain.name}`"
+        f"wait for it (--wait), {_ender(pending, domain.name)}"
     )
 
 
-def _resumer(pending: VocabVersion) -> str:
-    """The command that resumes a pending version (ingest and reembed are resumable)."""
-    return "reembed" if pending.operation == "reembed" else "ingest"
+def _ender(pending: VocabVersion, domain: str) -> str:
+    """How to end a pending version that no process works on any more: ingest and
+    reembed resume, a purge (which cannot be undone) is finished by doctor, the rest roll
+    back."""
+    rollback = f"roll it back with `knnvocab vocab rollback {domain}`"
+    if pending.operation in ("ingest", "reembed"):
+        return f"continue it with `knnvocab {pending.operation} … --resume`, or {rollback}"
+    if pending.operation == "purge":
+        return f"or, if its process died, finish it with `knnvocab doctor {domain} --repair`"
+    return f"or {rollback}"
 
 
 def begin_version(

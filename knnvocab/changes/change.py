@@ -45,6 +45,7 @@ from knnvocab.catalog.versions import (
 )
 from knnvocab.embed.prompts import PromptSet
 from knnvocab.errors import DomainBusyError, NotFoundError, StoreBusyError, VersionStateError
+from knnvocab.faults import fault
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 
@@ -98,6 +99,7 @@ class Change:
         the same transaction; the audit event (``action``, default ``<operation>.publish``)
         carries ``detail``."""
         self.ws.store.flush()  # nothing is published that is not durable
+        fault(self.ws.settings, "change.before_publish")
         with self.ws.catalog.session() as s:
             domain, version = self.load(s)
             if then is not None:

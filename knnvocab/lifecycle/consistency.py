@@ -2,7 +2,8 @@
 
 Checks, in the order repairs run (each reads the store afresh, so findings never overlap):
 
-- a pending version no process works on any more (dead) -> rolled back;
+- a pending version no process works on any more (dead) -> rolled back (a purge, which
+  cannot be undone, is finished instead);
 - points of failed / rolled-back versions, or of versions the catalog never had -> deleted;
 - points hidden by a version that was never published -> made live again;
 - points whose class the catalog does not know (or purged) -> deleted;
@@ -35,6 +36,7 @@ from knnvocab.lifecycle.consistency_checks import (
     points,
     store_checks,
 )
+from knnvocab.lifecycle.purging import finish_purge
 from knnvocab.lifecycle.rollback import rollback_pending
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
@@ -88,15 +90,16 @@ def check_domain(doc: Doctor, name: str) -> None:
     if not _store_recognised(doc, ctx):
         return
     if ctx.pending is not None and not ctx.pending_alive:
+        purging = ctx.pending_operation == "purge"
         doc.found(
             Finding(
                 name,
                 "dead-pending",
                 f"pending version {ctx.pending} ({ctx.pending_operation}): {ctx.pending_reason}",
-                action="roll it back",
+                action="finish it (a purge cannot be undone)" if purging else "roll it back",
                 version=ctx.pending,
             ),
-            lambda: _rollback(doc.ws, name, ctx, doc.actor),
+            lambda: _end_dead(doc.ws, name, ctx, doc.actor),
         )
         if doc.repair:
             ctx = load_context(doc.ws, name)
@@ -136,8 +139,11 @@ def _store_recognised(doc: Doctor, ctx: Context) -> bool:
     return True
 
 
-def _rollback(ws: Workspace, name: str, ctx: Context, actor: str) -> None:
-    rollback_pending(ws, name, actor=actor, reason=f"doctor: {ctx.pending_reason}")
+def _end_dead(ws: Workspace, name: str, ctx: Context, actor: str) -> None:
+    if ctx.pending_operation == "purge":
+        finish_purge(ws, name, actor=actor)
+    else:
+        rollback_pending(ws, name, actor=actor, reason=f"doctor: {ctx.pending_reason}")
 
 
 def _bound(ws: Workspace) -> dict[str, set[str]]:

@@ -11,6 +11,7 @@ from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import Domain, VocabVersion
 from knnvocab.catalog.versions import list_versions, pending_version, snapshot
+from knnvocab.faults import fault
 from knnvocab.lifecycle.common import mark_not_reproducible
 from knnvocab.lifecycle.repair import publish_repair
 from knnvocab.lifecycle.rollback import liveness
@@ -93,6 +94,7 @@ class Doctor:
         if fix is not None and self.repair:
             fix()
             self.ws.store.flush()
+            fault(self.ws.settings, "doctor.after_repair")
             with self.ws.catalog.session() as s:
                 audit.record(
                     s,
@@ -290,7 +292,9 @@ def check_counts(doc: Doctor, ctx: Context, collection: str) -> None:
             for c, n in stored.items()
             if n > recorded.get(c, 0) and c in ctx.classes
         }
-        if missing and ctx.reproducible.get(version, True):
+        # a version marked not reproducible may miss points; the head may not: later
+        # versions would count them (a purge rolled back after it deleted some)
+        if missing and (ctx.reproducible.get(version, True) or version == ctx.head):
             _report_missing(doc, ctx, version, {_label(ctx, c): n for c, n in missing.items()})
         if extra:
             doc.found(

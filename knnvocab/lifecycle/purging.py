@@ -2,7 +2,9 @@
 
 The points of a class or of a dataset are deleted physically in a new version. Every
 earlier version whose visible set contained any of them is marked not reproducible, and
-the audit log keeps a tombstone (what, how many, who, when, why). A purge cannot be undone.
+the audit log keeps a tombstone (what, how many, who, when, why). A purge cannot be undone:
+one whose process died is finished (`finish_purge`, run by `doctor --repair`) from the plan
+it recorded in its version before it deleted anything.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from knnvocab.catalog import audit
 from knnvocab.catalog.classes import domain_classes
 from knnvocab.catalog.domains import get_domain
 from knnvocab.catalog.models import Dataset, Domain, VocabClass, VocabVersion
-from knnvocab.catalog.versions import ClassChange
+from knnvocab.catalog.versions import ClassChange, pending_version
 from knnvocab.changes import Change, Opening, head_encoder, versioned_change
 from knnvocab.errors import ConfigError, NotFoundError, StoreError, VersionStateError
 from knnvocab.lifecycle.common import (
@@ -67,6 +69,11 @@ class PurgePlan:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PurgePlan:
+        visible = {int(c): int(n) for c, n in data["visible_at_head"].items()}
+        return cls(**{**data, "visible_at_head": visible})
 
 
 def _resolve(
@@ -156,9 +163,11 @@ def purge(
     class_name: str | None = None,
     dataset: str | None = None,
     message: str = "",
+    resume: bool = False,
 ) -> LifecycleResult:
     """Delete every point of class ``class_name`` or of dataset ``dataset`` from ``domain``
     in a new version; for a class, the class leaves the vocabulary at that version.
+    ``resume``: finish the domain's pending purge (see `finish_purge`).
 
     If the store fails half-way the version is left failed and a StoreError says so; run
     the purge again (or `knnvocab doctor`) for what remains.
@@ -173,11 +182,11 @@ def purge(
 
     deleting = False
     try:
-        with versioned_change(ws, domain, "purge", actor, opening, prepare=resolve) as change:
+        with versioned_change(
+            ws, domain, "purge", actor, opening, prepare=resolve, resume=resume
+        ) as change:
             (target,) = targets
-            plan = _plan(ws.store, change.collection, target)
-            # before anything is deleted: these versions will lose points they showed
-            mark_not_reproducible(ws, change.domain_id, plan.versions_not_reproducible)
+            plan = _recorded_plan(ws, change, target)
             change.on_fail.append(_partial(change, plan, message))
             deleting = True
             for collection in target.every_collection(change.collection):
@@ -193,6 +202,44 @@ def purge(
             f"version {change.number} is marked failed — run the purge again to finish it"
         ) from None
     return result
+
+
+def _recorded_plan(ws: Workspace, change: Change, target: PurgeTarget) -> PurgePlan:
+    """The purge's plan, recorded in its version before anything is deleted (a resumed
+    purge reads it back: what it already deleted no longer counts in the store); the
+    versions that will lose points are marked not reproducible."""
+    with ws.catalog.session() as s:
+        version = s.get_one(VocabVersion, change.version_id)
+        recorded = version.params.get("plan")
+    if recorded is not None:
+        plan = PurgePlan.from_json(recorded)
+    else:
+        plan = _plan(ws.store, change.collection, target)
+        with ws.catalog.session() as s:
+            version = s.get_one(VocabVersion, change.version_id)
+            version.params = {**version.params, "plan": plan.to_json()}
+    mark_not_reproducible(ws, change.domain_id, plan.versions_not_reproducible)
+    return plan
+
+
+def finish_purge(ws: Workspace, domain: str, *, actor: str) -> LifecycleResult:
+    """Finish ``domain``'s pending purge whose process died: a purge cannot be undone (it
+    may have deleted points already), so the rest is deleted and the version published,
+    with the tombstone of the plan it recorded."""
+    with ws.catalog.session() as s:
+        version = pending_version(s, get_domain(s, domain))
+        if version is None or version.operation != "purge":
+            raise VersionStateError(f"domain {domain!r} has no pending purge")
+        params, message = dict(version.params), version.message
+    return purge(
+        ws,
+        domain,
+        actor=actor,
+        class_name=params.get("class"),
+        dataset=params.get("dataset"),
+        message=message,
+        resume=True,
+    )
 
 
 def _partial(change: Change, plan: PurgePlan, message: str) -> Callable[[Session, str, str], None]:

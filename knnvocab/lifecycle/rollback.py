@@ -12,6 +12,7 @@ from knnvocab.catalog import audit
 from knnvocab.catalog.models import IngestRun, VocabVersion, utcnow
 from knnvocab.catalog.versions import process_alive
 from knnvocab.changes import attach, close, undo_store
+from knnvocab.faults import fault
 from knnvocab.workspace import Workspace
 
 #: a pending version with no sign of life for this long is dead
@@ -63,6 +64,7 @@ def rollback_pending(
     """
     change = attach(ws, domain, actor)
     undo_store(ws, change.collection, domain, change.number, change.operation)
+    fault(ws.settings, "rollback.after_undo")
 
     def stop_runs(s: Session, _end: str, _reason: str) -> None:
         s.execute(

@@ -164,4 +164,5 @@ def restore_backup(
     for name, entry in sorted(domains.items()):
         result = import_domain(ws, folder / entry["archive"], actor=actor, progress=progress)
         restored[name] = result.to_json()
+        fault(ws.settings, "backup.restore_after_domain")
     return BackupResult(folder, restored)

@@ -18,6 +18,7 @@ from knnvocab.datasets import open_dataset
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.history import version_log
 from knnvocab.ingest import IngestOptions, ingest
+from knnvocab.lifecycle import doctor
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 from tests.data import index_dataset
@@ -115,3 +116,5 @@ def test_sigkill_then_resume(tmp_path: Path, pg_url: str, tiny_model: EncoderSpe
             ).all()
         assert [r[0] for r in runs] == ["succeeded", "interrupted", "succeeded"]
         assert 0 < runs[1][1] < 60  # the killed run got part of the way
+        report = doctor(ws)
+        assert report.ok, report.to_json()

@@ -46,10 +46,20 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
+        return self.launch().ready()
+
+    def launch(self) -> Server:
+        """Start the process without waiting for it (`ready` waits): several servers start
+        at once."""
         command = [sys.executable, "-m", "knnvocab", "serve", "--port", str(self.port)]
         command += ["--log-level", "warning", *self.args]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
+        return self
+
+    def ready(self) -> Server:
+        """Wait until the launched process answers ``/readyz``."""
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -77,7 +87,7 @@ class Server:
         return self.process is not None and self.process.poll() is None
 
     def __enter__(self) -> Server:
-        return self.start()
+        return self.start() if self.process is None else self.ready()
 
     def __exit__(
         self,
