@@ -27,6 +27,7 @@ from knnvocab.datasets.base import DatasetReader
 from knnvocab.embed.prompts import PromptSet
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import DomainBusyError, EncoderMismatchError
+from knnvocab.faults import fill_disk
 from knnvocab.ingest.embedding import PointContext, embed_samples
 from knnvocab.ingest.manifest import ContentHasher, manifest_sha256
 from knnvocab.ingest.opening import IngestPlan, bind_domain, only, selected_classes
@@ -190,6 +191,7 @@ def _embed_all(
                 continue
             points = embed_samples(model, samples, plan.selection, context, skipped, stored)
             ws.store.insert(change.collection, change.domain, points)
+            fill_disk(ws.settings, "ingest.after_batch")
             done = min(start + size, len(refs))
             instances += len(points)
             progress.advance(len(samples), len(points))

@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from knnvocab.errors import StoreBusyError, StoreError
+from knnvocab.diskspace import (
+    STORE_RESERVE,
+    UNDO_RESERVE,
+    allocated_bytes,
+    free_bytes,
+    is_disk_full,
+    require,
+    sparse_bytes,
+)
+from knnvocab.errors import DiskFullError, StoreBusyError, StoreError
 from knnvocab.store.base import (
     CollectionState,
     Hit,
@@ -97,6 +106,7 @@ class EdgeStore:
         self._locks: dict[str, int] = {}
         self._dims: dict[str, int] = {}
         self._class_of: dict[Any, int] = {}  # point id -> class id, see _classes
+        self._written: set[str] = set()  # collections changed since their last flush
 
     # identity and collections --------------------------------------------------------
 
@@ -183,6 +193,7 @@ class EdgeStore:
         exists = (path / "edge_config.json").is_file()
         if not exists and not create:
             return None
+        self._room(collection, STORE_RESERVE, "open the vector shard")
         self._locks[collection] = lock_file(path.with_suffix(".lock"), self.wait, collection)
         try:
             if exists:
@@ -190,6 +201,7 @@ class EdgeStore:
             else:
                 shard = qe.EdgeShard.create(str(path), shard_config(self._dim(collection)))
                 create_indexes(shard)
+                self._written.add(collection)
         except Exception as exc:
             self._unlock(collection)
             raise StoreError(f"cannot open vector shard {path}: {exc}") from None
@@ -203,6 +215,13 @@ class EdgeStore:
                 "knnvocab (one shard per domain): run `knnvocab store upgrade` once to move "
                 "it to the current layout (nothing is lost; resumable)"
             )
+
+    def _room(self, collection: str, reserve: int, doing: str) -> None:
+        """Refuse (DiskFullError) unless the disk has room for every sparse byte of the
+        shard's memory-mapped files plus ``reserve``: a full disk under them kills the
+        process with SIGBUS (`knnvocab.diskspace`)."""
+        path = self.shard_path(collection)
+        require(path, sparse_bytes(path) + reserve, doing)
 
     def _writable(self, collection: str) -> qe.EdgeShard:
         shard = self._shard(collection, create=True)
@@ -227,9 +246,13 @@ class EdgeStore:
         for p in points:
             if p.payload.domain != domain:
                 raise StoreError(f"point {p.id} has domain {p.payload.domain!r}, not {domain!r}")
+        # a WAL record and the vector, quantized copy and payload pages of each point
+        size = len(points) * (16 * len(points[0].vector) + 4096)
+        self._room(collection, STORE_RESERVE + size, "write vectors")
         batch = [
             qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload.to_dict()) for p in points
         ]
+        self._written.add(collection)
         shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
 
     def _records(self, collection: str, domain: str, ids: Sequence[Any], fields: Any) -> list[Any]:
@@ -321,16 +344,20 @@ class EdgeStore:
         self._class_of.clear()
         shard = self._shard(collection)
         if shard is not None:
+            self._room(collection, UNDO_RESERVE, "delete vectors")
+            self._written.add(collection)
             shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
     def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
         shard = self._shard(collection)
         if shard is None:
             return
+        self._room(collection, UNDO_RESERVE, "update vectors")
         if version is None:
             op = qe.UpdateOperation.delete_payload_by_filter(edge_filter(flt), ["removed_in"])
         else:
             op = qe.UpdateOperation.set_payload_by_filter(edge_filter(flt), {"removed_in": version})
+        self._written.add(collection)
         shard.update(op)
 
     def scroll(
@@ -343,7 +370,10 @@ class EdgeStore:
 
     def optimize(self, collection: str, domain: str) -> None:
         shard = self._shard(collection)
-        if shard is not None:
+        if shard is not None:  # the optimizer writes merged copies of the segments first
+            path = self.shard_path(collection)
+            self._room(collection, STORE_RESERVE + allocated_bytes(path), "index vectors")
+            self._written.add(collection)
             shard.optimize()
 
     def indexed_vectors(self, collection: str, domain: str) -> int:
@@ -364,17 +394,43 @@ class EdgeStore:
         self.delete(collection, PointFilter(domain=domain))
 
     def flush(self) -> None:
-        for shard in self._shards.values():
+        for collection, shard in self._shards.items():
+            self._flush(collection, shard)
+
+    def _flush(self, collection: str, shard: qe.EdgeShard) -> None:
+        """Flush a shard this process changed (a reader has nothing to flush: on a full
+        disk it must still be able to close)."""
+        if collection not in self._written:
+            return
+        try:
             shard.flush()
+            self._written.discard(collection)
+        except Exception as exc:  # qdrant-edge raises a bare Exception
+            path = self.shard_path(collection)
+            if is_disk_full(exc):
+                raise DiskFullError(path, free_bytes(path), 0, "flush vectors") from None
+            raise StoreError(f"cannot flush vector shard {path}: {exc}") from None
 
     def close(self) -> None:
-        for shard in self._shards.values():
-            shard.flush()
-            shard.close()
+        """Flush and close every shard and release its lock; the first failure is raised
+        once everything is released (what was not flushed is in the shard's WAL)."""
+        failure: Exception | None = None
+        for collection, shard in self._shards.items():
+            try:
+                self._flush(collection, shard)
+            except (StoreError, DiskFullError) as exc:
+                failure = failure or exc
+            try:
+                shard.close()
+            except Exception as exc:  # qdrant-edge raises a bare Exception
+                path = self.shard_path(collection)
+                failure = failure or StoreError(f"cannot close vector shard {path}: {exc}")
         self._shards.clear()
         self._class_of.clear()
         for collection in list(self._locks):
             self._unlock(collection)
+        if failure is not None:
+            raise failure
 
 
 def scroll_shard(
