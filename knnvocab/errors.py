@@ -88,6 +88,16 @@ class StoreIdentityError(StoreError):
         super().__init__(message)
 
 
+class StoreDamagedError(StoreError):
+    """The embedded store cannot read or open a collection's shard (a file truncated,
+    overwritten or missing); ``collection`` names it. Nothing is repaired: the shard's
+    domains need a backup; other collections are not affected."""
+
+    def __init__(self, collection: str, message: str) -> None:
+        self.collection = collection
+        super().__init__(message)
+
+
 class CatalogError(KnnvocabError):
     """The catalog database is unreachable or not migrated."""
 

@@ -37,7 +37,13 @@ from knnvocab.diskspace import (
     require,
     sparse_bytes,
 )
-from knnvocab.errors import DiskFullError, StoreBusyError, StoreError
+from knnvocab.errors import (
+    DiskFullError,
+    KnnvocabError,
+    StoreBusyError,
+    StoreDamagedError,
+    StoreError,
+)
 from knnvocab.store.base import (
     CollectionState,
     Hit,
@@ -204,9 +210,33 @@ class EdgeStore:
                 self._written.add(collection)
         except Exception as exc:
             self._unlock(collection)
-            raise StoreError(f"cannot open vector shard {path}: {exc}") from None
+            raise self._failure(collection, exc, "open") from None
         self._shards[collection] = shard
         return shard
+
+    def _failure(self, collection: str, exc: Exception, doing: str) -> KnnvocabError:
+        """qdrant-edge's error (a bare Exception) as knnvocab's: a full disk, or a shard
+        whose files it cannot read (truncated, overwritten, missing)."""
+        path = self.shard_path(collection)
+        if is_disk_full(exc):
+            return DiskFullError(path, free_bytes(path), 0, f"{doing} the vector shard")
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreDamagedError(
+            collection,
+            f"vector shard {path} is damaged: cannot {doing} it ({reason}); its domains "
+            "cannot be read until the shard is restored (`knnvocab backup restore` into a "
+            "new home); other collections are not affected",
+        )
+
+    @contextlib.contextmanager
+    def _engine(self, collection: str, doing: str) -> Iterator[None]:
+        """Run qdrant-edge calls on ``collection``'s shard, their errors made knnvocab's."""
+        try:
+            yield
+        except KnnvocabError:
+            raise
+        except Exception as exc:
+            raise self._failure(collection, exc, doing) from None
 
     def _refuse_old_layout(self, collection: str) -> None:
         if self.meta_path(collection).is_file() and self.layout(collection) < LAYOUT:
@@ -253,13 +283,16 @@ class EdgeStore:
             qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload.to_dict()) for p in points
         ]
         self._written.add(collection)
-        shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
+        with self._engine(collection, "write to"):
+            op = qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly)
+            shard.update(op)
 
     def _records(self, collection: str, domain: str, ids: Sequence[Any], fields: Any) -> list[Any]:
         shard = self._shard(collection)
         if shard is None or not ids:
             return []
-        records = shard.retrieve(list(ids), with_payload=fields, with_vector=False)
+        with self._engine(collection, "read"):
+            records = shard.retrieve(list(ids), with_payload=fields, with_vector=False)
         return [r for r in records if (r.payload or {}).get("domain") == domain]
 
     def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
@@ -300,7 +333,8 @@ class EdgeStore:
             )
             for v in np.asarray(vectors, np.float32).tolist()
         ]
-        results = shard.query_batch(qe.QueryBatchRequest(requests))
+        with self._engine(collection, "search"):
+            results = shard.query_batch(qe.QueryBatchRequest(requests))
         # each access to a result's id builds a UUID: take it once
         scored = [[(p.id, p.score) for p in points] for points in results]
         found = list(dict.fromkeys(i for row in scored for i, _ in row))
@@ -329,15 +363,17 @@ class EdgeStore:
         shard = self._shard(collection)
         if shard is None:
             return 0
-        return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt))))
+        with self._engine(collection, "read"):
+            return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt))))
 
     def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
         shard = self._shard(collection)
         if shard is None:
             return {}
-        response = shard.facet(
-            qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=edge_filter(flt))
-        )
+        with self._engine(collection, "read"):
+            response = shard.facet(
+                qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=edge_filter(flt))
+            )
         return {h.value: int(h.count) for h in response.hits}
 
     def delete(self, collection: str, flt: PointFilter) -> None:
@@ -346,7 +382,8 @@ class EdgeStore:
         if shard is not None:
             self._room(collection, UNDO_RESERVE, "delete vectors")
             self._written.add(collection)
-            shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
+            with self._engine(collection, "write to"):
+                shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
     def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
         shard = self._shard(collection)
@@ -358,7 +395,8 @@ class EdgeStore:
         else:
             op = qe.UpdateOperation.set_payload_by_filter(edge_filter(flt), {"removed_in": version})
         self._written.add(collection)
-        shard.update(op)
+        with self._engine(collection, "write to"):
+            shard.update(op)
 
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
@@ -366,7 +404,8 @@ class EdgeStore:
         shard = self._shard(collection)
         if shard is None:
             return
-        yield from scroll_shard(shard, edge_filter(flt), with_vectors)
+        with self._engine(collection, "read"):
+            yield from scroll_shard(shard, edge_filter(flt), with_vectors)
 
     def optimize(self, collection: str, domain: str) -> None:
         shard = self._shard(collection)
@@ -374,19 +413,24 @@ class EdgeStore:
             path = self.shard_path(collection)
             self._room(collection, STORE_RESERVE + allocated_bytes(path), "index vectors")
             self._written.add(collection)
-            shard.optimize()
+            with self._engine(collection, "index"):
+                shard.optimize()
 
     def indexed_vectors(self, collection: str, domain: str) -> int:
         """How many of the collection's vectors are in an HNSW graph (0: searches scan)."""
         shard = self._shard(collection)
-        return 0 if shard is None else int(shard.info().indexed_vectors_count)
+        if shard is None:
+            return 0
+        with self._engine(collection, "read"):
+            return int(shard.info().indexed_vectors_count)
 
     def domains(self, collection: str) -> list[str]:
         """Domains that have points in ``collection``."""
         shard = self._shard(collection)
         if shard is None:
             return []
-        response = shard.facet(qe.FacetRequest(key="domain", limit=1_000_000, exact=True))
+        with self._engine(collection, "read"):
+            response = shard.facet(qe.FacetRequest(key="domain", limit=1_000_000, exact=True))
         return sorted(str(h.value) for h in response.hits if h.count > 0)
 
     def drop_domain(self, collection: str, domain: str) -> None:
@@ -406,25 +450,21 @@ class EdgeStore:
             shard.flush()
             self._written.discard(collection)
         except Exception as exc:  # qdrant-edge raises a bare Exception
-            path = self.shard_path(collection)
-            if is_disk_full(exc):
-                raise DiskFullError(path, free_bytes(path), 0, "flush vectors") from None
-            raise StoreError(f"cannot flush vector shard {path}: {exc}") from None
+            raise self._failure(collection, exc, "flush") from None
 
     def close(self) -> None:
         """Flush and close every shard and release its lock; the first failure is raised
         once everything is released (what was not flushed is in the shard's WAL)."""
-        failure: Exception | None = None
+        failure: KnnvocabError | None = None
         for collection, shard in self._shards.items():
             try:
                 self._flush(collection, shard)
-            except (StoreError, DiskFullError) as exc:
+            except KnnvocabError as exc:
                 failure = failure or exc
             try:
                 shard.close()
             except Exception as exc:  # qdrant-edge raises a bare Exception
-                path = self.shard_path(collection)
-                failure = failure or StoreError(f"cannot close vector shard {path}: {exc}")
+                failure = failure or self._failure(collection, exc, "close")
         self._shards.clear()
         self._class_of.clear()
         for collection in list(self._locks):
