@@ -200,10 +200,7 @@ class Catalog:
         if self.dialect == "sqlite" and database and is_disk_full(exc):
             return DiskFullError(database, free_bytes(Path(database)), 0, "write the catalog")
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        return CatalogError(
-            f"catalog {safe_url(self.url)} unavailable ({reason}); this step was not "
-            "recorded: run the command again once the database is back"
-        )
+        return CatalogError(f"catalog {safe_url(self.url)} unavailable ({reason})")
 
     def table_names(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())

@@ -17,12 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from knnvocab.catalog.models import IngestRun
 from knnvocab.config import Settings
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.history import version_log
@@ -79,6 +81,7 @@ def test_ingest_through_a_catalog_restart(
     )
     try:
         wait_for(lambda: _images_done(url) >= 2, 120, "the ingest to checkpoint two images")
+        restarted = datetime.now(UTC)
         cluster.ctl("restart")
         _, stderr = proc.communicate(timeout=180)
     finally:
@@ -90,6 +93,9 @@ def test_ingest_through_a_catalog_restart(
         state = version_log(ws, "farm")[-1].state
         if proc.returncode == 0:  # it reconnected and went on
             assert state == "published"
+            with ws.catalog.session() as s:
+                ended = s.scalar(sa.select(sa.func.max(IngestRun.ended_at)))
+            assert ended is not None and ended > restarted, "the ingest ended before the restart"
         else:  # it failed, saying so in one line, and the catalog says what became of it
             errors = [line for line in stderr.splitlines() if line.startswith("error:")]
             assert proc.returncode == 1 and len(errors) == 1, stderr[-3000:]
