@@ -33,7 +33,9 @@ class _Group(TyperGroup):
 
             if not is_disk_full(exc):
                 raise
-            where = Path(exc.filename or ".")
+            from knnvocab.config import Settings
+
+            where = Path(exc.filename) if exc.filename else Settings.from_env().home
             full = DiskFullError(where, free_bytes(where.absolute()))
             err.print(f"[bold red]error:[/] {escape(str(full))}", highlight=False, markup=True)
             raise typer.Exit(1) from None

@@ -36,6 +36,7 @@ from knnvocab.diskspace import (
     is_disk_full,
     require,
     sparse_bytes,
+    writing,
 )
 from knnvocab.errors import (
     DiskFullError,
@@ -88,10 +89,14 @@ def write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> Non
     """Write ``path`` atomically (temp file, fsync, rename); ``exclusive``: keep an
     existing file (another process created it first)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with writing(path.parent, f"write {path.name}"), tmp.open("w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if exclusive:
         with contextlib.suppress(FileExistsError):  # another process was first: keep its
             os.link(tmp, path)
