@@ -16,11 +16,7 @@ until it closes the store; another process waits up to ``wait`` seconds, then ge
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,12 +32,10 @@ from knnvocab.diskspace import (
     is_disk_full,
     require,
     sparse_bytes,
-    writing,
 )
 from knnvocab.errors import (
     DiskFullError,
     KnnvocabError,
-    StoreBusyError,
     StoreDamagedError,
     StoreError,
 )
@@ -55,6 +49,7 @@ from knnvocab.store.base import (
     search_limit,
     settle,
 )
+from knnvocab.store.edge_files import lock_file, read_json, write_json
 from knnvocab.store.edge_schema import (
     RESCORE_OVERSAMPLING,
     create_indexes,
@@ -73,36 +68,6 @@ _SHARD = "shard"
 _CLASS_CACHE = 2_000_000
 #: the layout this code writes: 2 = one shard per collection (1 was one per domain)
 LAYOUT = 2
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable store metadata ({exc})") from None
-    if not isinstance(data, dict):
-        raise StoreError(f"{path}: unreadable store metadata (not a JSON object)")
-    return data
-
-
-def write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> None:
-    """Write ``path`` atomically (temp file, fsync, rename); ``exclusive``: keep an
-    existing file (another process created it first)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with writing(path.parent, f"write {path.name}"), tmp.open("w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if exclusive:
-        with contextlib.suppress(FileExistsError):  # another process was first: keep its
-            os.link(tmp, path)
-        tmp.unlink()
-    else:
-        tmp.replace(path)
 
 
 class EdgeStore:
@@ -498,30 +463,3 @@ def scroll_shard(
             yield StoredPoint(str(r.id), vec, PointPayload.from_dict(r.payload or {}))
         if offset is None:
             return
-
-
-def lock_file(path: Path, wait: float, what: str) -> int:
-    """Lock ``path`` for this process before qdrant-edge touches the shard beside it:
-    opening a shard another process holds damages that process's files. Waits up to
-    ``wait`` seconds; then a `StoreBusyError` names the holder. Returns the descriptor."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError:
-            if time.monotonic() >= deadline:
-                holder = path.read_text().strip() or "another process"
-                os.close(fd)
-                raise StoreBusyError(
-                    f"the embedded vector store's collection {what} ({path.parent}) is open "
-                    f"in {holder}; the embedded store serves one process at a time — wait "
-                    "for it (KNNVOCAB_STORE_WAIT=SECONDS waits), or use a Qdrant server "
-                    "(KNNVOCAB_QDRANT_URL)"
-                ) from None
-            time.sleep(0.2)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} ({' '.join(sys.argv)[:200]})".encode())
-    return fd
