@@ -66,6 +66,8 @@ _COLLECTION_FILE = "collection.json"
 _SHARD = "shard"
 #: point ids whose class a process keeps (~200 bytes each)
 _CLASS_CACHE = 2_000_000
+#: what `EdgeStore._failure` blames on damaged files when qdrant-edge fails at it
+_READS = ("open", "read", "search")
 #: the layout this code writes: 2 = one shard per collection (1 was one per domain)
 LAYOUT = 2
 
@@ -185,12 +187,15 @@ class EdgeStore:
         return shard
 
     def _failure(self, collection: str, exc: Exception, doing: str) -> KnnvocabError:
-        """qdrant-edge's error (a bare Exception) as knnvocab's: a full disk, or a shard
-        whose files it cannot read (truncated, overwritten, missing)."""
+        """qdrant-edge's error (a bare Exception) as knnvocab's: a full disk; a shard whose
+        files it cannot open or read (truncated, overwritten, missing); any other failed
+        write."""
         path = self.shard_path(collection)
         if is_disk_full(exc):
             return DiskFullError(path, free_bytes(path), 0, f"{doing} the vector shard")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if doing not in _READS:
+            return StoreError(f"vector shard {path}: cannot {doing} it ({reason})")
         return StoreDamagedError(
             collection,
             f"vector shard {path} is damaged: cannot {doing} it ({reason}); its domains "
