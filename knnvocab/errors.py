@@ -88,8 +88,43 @@ class StoreIdentityError(StoreError):
         super().__init__(message)
 
 
+class StoreDamagedError(StoreError):
+    """The embedded store cannot read or open a collection's shard (a file truncated,
+    overwritten or missing); ``collection`` names it. Nothing is repaired: the shard's
+    domains need a backup; other collections are not affected."""
+
+    def __init__(self, collection: str, message: str) -> None:
+        self.collection = collection
+        super().__init__(message)
+
+
 class CatalogError(KnnvocabError):
     """The catalog database is unreachable or not migrated."""
+
+
+class DiskFullError(KnnvocabError):
+    """The file system holding ``path`` has too little free space for the next step
+    (``free`` and ``needed`` in bytes; ``needed`` 0 when the system itself said so).
+    Checked before the embedded store grows, so nothing stored is damaged; the change
+    under way is failed (or left pending for `doctor --repair`) and the same command
+    succeeds once space is freed."""
+
+    def __init__(self, path: Path | str, free: int, needed: int = 0, doing: str = "") -> None:
+        self.path, self.free, self.needed = Path(path), free, needed
+        what = f" to {doing}" if doing else ""
+        room = (
+            f"{_mib(free)} free, {_mib(needed)} needed{what}"
+            if needed
+            else f"no space left{what}, {_mib(free)} free"
+        )
+        super().__init__(
+            f"{path}: the disk is full ({room}); nothing stored was damaged: free some "
+            "space and run the command again"
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 class UntrainedEncoderWarning(UserWarning):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from types import TracebackType
@@ -17,6 +18,8 @@ from knnvocab.store.checked import CheckedStore
 if TYPE_CHECKING:
     from knnvocab.catalog.models import Encoder
     from knnvocab.embed.openclip import OpenClipEncoder
+
+log = logging.getLogger(__name__)
 
 #: encoders a process keeps loaded (the least recently used one goes first)
 MAX_ENCODERS = 4
@@ -103,4 +106,10 @@ class Workspace:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as closing:  # the error that ended the block is the one to report
+            log.info("closing the workspace after an error failed too: %s", closing)

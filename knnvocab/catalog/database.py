@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from knnvocab.errors import CatalogError
+from knnvocab.diskspace import free_bytes, is_disk_full
+from knnvocab.errors import CatalogError, DiskFullError, KnnvocabError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -159,6 +161,10 @@ class Catalog:
             upgrade(self.engine)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            database = make_url(self.url).database
+            if self.dialect == "sqlite" and database and free_bytes(Path(database)) < 2**20:
+                free = free_bytes(Path(database))  # SQLite says "disk I/O error"
+                raise DiskFullError(database, free, 2**20, "open the catalog") from None
             raise CatalogError(f"cannot open catalog {safe_url(self.url)}: {reason}") from None
 
     @property
@@ -172,11 +178,29 @@ class Catalog:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        except BaseException as exc:
+            with contextlib.suppress(SQLAlchemyError):  # a lost connection cannot roll back
+                session.rollback()
+            unusable = self.unusable(exc)
+            if unusable is None:
+                raise
+            raise unusable from exc
         finally:
-            session.close()
+            with contextlib.suppress(SQLAlchemyError):
+                session.close()
+
+    def unusable(self, exc: BaseException) -> KnnvocabError | None:
+        """The user's error for ``exc`` if it says the database cannot be used now (a lost
+        connection, a restarted or stopped server, a full disk under SQLite), else None."""
+        if not isinstance(exc, DBAPIError):
+            return None
+        if not (isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated):
+            return None
+        database = make_url(self.url).database
+        if self.dialect == "sqlite" and database and is_disk_full(exc):
+            return DiskFullError(database, free_bytes(Path(database)), 0, "write the catalog")
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return CatalogError(f"catalog {safe_url(self.url)} unavailable ({reason})")
 
     def table_names(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())

@@ -57,6 +57,16 @@ def images_done_before(session: Session, version: VocabVersion) -> int:
     )
 
 
+def instances_done_before(session: Session, version: VocabVersion) -> int:
+    """How many points earlier runs of ``version`` wrote, as their checkpoints say."""
+    return int(
+        session.scalar(
+            select(func.sum(IngestRun.instances_done)).where(IngestRun.version_id == version.id)
+        )
+        or 0
+    )
+
+
 def checkpoint(session: Session, run_id: str, images_done: int, instances_done: int) -> None:
     session.execute(
         update(IngestRun)

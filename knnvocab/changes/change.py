@@ -44,7 +44,13 @@ from knnvocab.catalog.versions import (
     publish_version,
 )
 from knnvocab.embed.prompts import PromptSet
-from knnvocab.errors import DomainBusyError, NotFoundError, StoreBusyError, VersionStateError
+from knnvocab.errors import (
+    CatalogError,
+    DomainBusyError,
+    NotFoundError,
+    StoreBusyError,
+    VersionStateError,
+)
 from knnvocab.faults import fault
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
@@ -167,11 +173,24 @@ def versioned_change(
         if not change.published:
             raise VersionStateError(f"{operation} of {domain!r} ended without publishing")
     except BaseException as exc:
-        if resumable and isinstance(exc, KeyboardInterrupt | SystemExit):
-            interrupt(change, exc)
-        else:
-            fail(change, exc)
+        try:
+            if resumable and isinstance(exc, KeyboardInterrupt | SystemExit):
+                interrupt(change, exc)
+            else:
+                fail(change, exc)
+        except CatalogError as lost:  # the catalog went away: nothing could be recorded
+            raise CatalogError(f"{lost}; {left_pending(change, resumable)}") from exc
         raise
+
+
+def left_pending(change: Change, resumable: bool) -> str:
+    """What to do about a version whose end could not be recorded."""
+    resume = f"continue it with `knnvocab {change.operation} … --resume` or " if resumable else ""
+    return (
+        f"{change.operation} version {change.number} of {change.domain!r} was left pending: "
+        f"{resume}roll it back with `knnvocab vocab rollback {change.domain}` (or "
+        "`knnvocab doctor --repair`)"
+    )
 
 
 def retry_while_busy(begin: Callable[[], T], wait: float | None) -> T:

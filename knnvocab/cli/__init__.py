@@ -6,9 +6,11 @@ becomes a one-line message and exit code 1.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from knnvocab.errors import KnnvocabError
@@ -23,7 +25,19 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except KnnvocabError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a full disk where no library step expected to write
+            from knnvocab.diskspace import free_bytes, is_disk_full
+            from knnvocab.errors import DiskFullError
+
+            if not is_disk_full(exc):
+                raise
+            from knnvocab.config import Settings
+
+            where = Path(exc.filename) if exc.filename else Settings.from_env().home
+            full = DiskFullError(where, free_bytes(where.absolute()))
+            err.print(f"[bold red]error:[/] {escape(str(full))}", highlight=False, markup=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")

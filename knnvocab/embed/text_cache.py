@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 
 from knnvocab.embed.openclip import OpenClipEncoder
 from knnvocab.embed.prompts import PromptSet
+
+log = logging.getLogger(__name__)
 
 
 class TextCache:
@@ -32,11 +35,16 @@ class TextCache:
             self._vectors = {str(n): v for n, v in zip(names, vectors, strict=True)}
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
         names = sorted(self._vectors)
-        np.savez(tmp, names=np.array(names), vectors=np.stack([self._vectors[n] for n in names]))
-        tmp.replace(self.path)
+        vectors = np.stack([self._vectors[n] for n in names])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, names=np.array(names), vectors=vectors)
+            tmp.replace(self.path)
+        except OSError as exc:  # a full disk: the texts are embedded again next time
+            tmp.unlink(missing_ok=True)
+            log.warning("text embedding cache %s not saved: %s", self.path, exc)
 
     def embed(self, names: Sequence[str]) -> np.ndarray:
         """(C, D) float32 unit vectors for ``names``, in order."""

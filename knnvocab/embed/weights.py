@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def state_dict_sha256(state: dict[str, Any]) -> str:
@@ -49,10 +52,14 @@ class HashCache:
     def put(self, key: str, value: str) -> None:
         data = self._load()
         data[key] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
-        tmp.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
+            tmp.replace(self.path)
+        except OSError as exc:  # a full disk: the next process hashes the weights again
+            tmp.unlink(missing_ok=True)
+            log.warning("weight hash cache %s not saved: %s", self.path, exc)
 
 
 def file_key(path: Path) -> str:

@@ -14,7 +14,7 @@ from knnvocab.catalog import audit
 from knnvocab.catalog.classes import domain_classes, ensure_classes
 from knnvocab.catalog.domains import bind_encoder, create_domain, ensure_encoder, find_domain
 from knnvocab.catalog.models import Dataset, Domain, Encoder, VocabVersion
-from knnvocab.catalog.runs import images_done_before, start_run
+from knnvocab.catalog.runs import images_done_before, instances_done_before, start_run
 from knnvocab.catalog.versions import version_prompts
 from knnvocab.datasets.base import DatasetReader, SampleRef
 from knnvocab.embed.spec import EncoderInfo
@@ -83,6 +83,8 @@ class IngestPlan:
     dataset_id: int = 0
     dataset: str = ""
     start_index: int = 0
+    #: points earlier runs of a resumed version checkpointed
+    instances_before: int = 0
     selection: Selection = field(default_factory=lambda: Selection({}, {}, 0))
     #: what the ingest adds, counted before it starts when the domain has a quota
     quota: QuotaCheck | None = None
@@ -95,6 +97,7 @@ class IngestPlan:
         if self.options.resume:
             dataset = self._resumable(domain, version)
             self.start_index = images_done_before(s, version)
+            self.instances_before = instances_done_before(s, version)
         else:
             dataset = self._new_dataset(s, domain)
             version.dataset_id = dataset.id

@@ -7,6 +7,7 @@ inserts never overwrite, so a resumed ingest adds no duplicates.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from knnvocab.datasets.base import DatasetReader
 from knnvocab.embed.prompts import PromptSet
 from knnvocab.embed.spec import EncoderSpec
 from knnvocab.errors import DomainBusyError, EncoderMismatchError
+from knnvocab.faults import fill_disk
 from knnvocab.ingest.embedding import PointContext, embed_samples
 from knnvocab.ingest.manifest import ContentHasher, manifest_sha256
 from knnvocab.ingest.opening import IngestPlan, bind_domain, only, selected_classes
@@ -39,6 +41,8 @@ from knnvocab.workspace import Workspace
 
 if TYPE_CHECKING:
     from knnvocab.embed.openclip import OpenClipEncoder
+
+log = logging.getLogger(__name__)
 
 
 def ingest(
@@ -107,10 +111,30 @@ def ingest(
         wait=wait,
     ) as change:
         change.on_fail.append(_end_run(change))
+        if change.resumed:
+            _check_checkpoint(change, plan)
         hasher = ContentHasher(reader)
         skipped = _embed_all(change, plan, model, hasher, progress or NoProgress())
         summary = _publish(change, plan, hasher, skipped, started)
     return summary
+
+
+def _check_checkpoint(change: Change, plan: IngestPlan) -> None:
+    """A resume starts after the images earlier runs checkpointed, unless the store no
+    longer holds the points they wrote (a failure undid them but the catalog was gone
+    before it could record that): then from the first image — instances still stored
+    are skipped by id, so nothing is embedded twice or lost."""
+    flt = PointFilter(domain=change.domain, added_in=change.number)
+    stored = change.ws.store.count(change.collection, flt)
+    if plan.start_index and stored < plan.instances_before:
+        log.warning(
+            "version %s holds %s of the %s points its checkpoints claim: resuming from the "
+            "first image",
+            change.number,
+            stored,
+            plan.instances_before,
+        )
+        plan.start_index = 0
 
 
 def _fail_fast_if_busy(ws: Workspace, domain: str, options: IngestOptions) -> None:
@@ -190,6 +214,7 @@ def _embed_all(
                 continue
             points = embed_samples(model, samples, plan.selection, context, skipped, stored)
             ws.store.insert(change.collection, change.domain, points)
+            fill_disk(ws.settings, "ingest.after_batch")
             done = min(start + size, len(refs))
             instances += len(points)
             progress.advance(len(samples), len(points))

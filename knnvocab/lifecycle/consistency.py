@@ -27,7 +27,7 @@ from sqlalchemy import select
 from knnvocab.catalog.domains import get_domain, list_domains
 from knnvocab.catalog.models import Encoder
 from knnvocab.catalog.versions import list_versions
-from knnvocab.errors import ConfigError, StoreBusyError, StoreIdentityError
+from knnvocab.errors import ConfigError, StoreBusyError, StoreError, StoreIdentityError
 from knnvocab.lifecycle.consistency_checks import (
     Context,
     Doctor,
@@ -85,8 +85,17 @@ def doctor(
 
 
 def check_domain(doc: Doctor, name: str) -> None:
-    """Every check of one domain: the store's identity, its pending version, the store."""
+    """Every check of one domain: the store's identity, its pending version, the store
+    (every point read back once: a damaged shard is reported, never repaired)."""
     ctx = load_context(doc.ws, name)
+    try:
+        _check_domain(doc, name, ctx)
+    except StoreError as exc:
+        kind = "store-busy" if isinstance(exc, StoreBusyError) else "store-damaged"
+        doc.found(Finding(name, kind, f"not checked: {exc}"))
+
+
+def _check_domain(doc: Doctor, name: str, ctx: Context) -> None:
     if not _store_recognised(doc, ctx):
         return
     if ctx.pending is not None and not ctx.pending_alive:
@@ -120,7 +129,15 @@ def check_domain(doc: Doctor, name: str) -> None:
         except StoreBusyError as exc:
             doc.found(Finding(name, "store-busy", f"not checked: {exc}"))
             return
+        _read_back(doc, name, collection)  # a damaged shard is reported, not repaired
         store_checks(doc, ctx, collection)
+
+
+def _read_back(doc: Doctor, name: str, collection: str) -> None:
+    """Read every point of the domain, vector and payload, once: a truncated or
+    overwritten shard file shows here (counts come from indexes kept in memory)."""
+    for _ in doc.ws.store.scroll(collection, PointFilter(name), with_vectors=True):
+        pass
 
 
 def _store_recognised(doc: Doctor, ctx: Context) -> bool:
@@ -177,6 +194,10 @@ def check_unknown_domains(doc: Doctor) -> None:
         except StoreIdentityError as exc:
             if not known:  # a domain's own check has reported it already
                 doc.found(Finding("*", f"store-{exc.kind}", f"not checked: {exc}"))
+            continue
+        except StoreError as exc:  # a damaged shard
+            if not known:
+                doc.found(Finding("*", "store-damaged", f"collection {collection}: {exc}"))
             continue
         for name in unknown:
             doc.found(

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from knnvocab import __version__
+from knnvocab.diskspace import writing
 from knnvocab.errors import ConfigError, InputError, VersionStateError
-from knnvocab.faults import fault
+from knnvocab.faults import fault, fill_disk
 from knnvocab.portable.export import ExportResult, export_domain
 from knnvocab.portable.importing import import_domain
 from knnvocab.portable.layout import sha256_file
@@ -48,11 +49,15 @@ class BackupResult:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _start(folder: Path) -> dict[str, Any]:
@@ -92,6 +97,11 @@ def create_backup(
 ) -> BackupResult:
     """Export every domain of ``ws`` into ``folder`` (see the module docstring); a domain
     mid-change is exported once the change ends (for up to ``wait`` seconds)."""
+    with writing(folder, "write the backup"):
+        return _create(ws, folder, wait, progress)
+
+
+def _create(ws: Workspace, folder: Path, wait: float, progress: Progress | None) -> BackupResult:
     from knnvocab.lifecycle.domains import domain_infos
 
     partial = _start(folder)
@@ -110,6 +120,7 @@ def create_backup(
         }
         _write(folder / PARTIAL, partial)
         fault(ws.settings, "backup.after_domain")
+        fill_disk(ws.settings, "backup.after_domain")
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

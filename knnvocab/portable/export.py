@@ -36,7 +36,9 @@ from knnvocab.catalog.models import (
     VocabClass,
     VocabVersion,
 )
+from knnvocab.diskspace import writing
 from knnvocab.errors import InputError, VersionStateError
+from knnvocab.faults import fill_disk
 from knnvocab.portable.layout import (
     FORMAT,
     FORMAT_VERSION,
@@ -253,6 +255,23 @@ def export_domain(
     created = datetime.now(UTC)
     totals = {c: ws.store.count(c, PointFilter(name)) for c in sorted(snap.collections)}
     progress.start(sum(totals.values()), 0)
+    with writing(dest.parent, f"write the archive {dest.name}"):
+        counts = _write_archive(ws, name, dest, snap, totals, created, progress)
+    progress.finish()
+    digest, size = sha256_file(dest)
+    return ExportResult(name, dest, digest, size, counts)
+
+
+def _write_archive(
+    ws: Workspace,
+    name: str,
+    dest: Path,
+    snap: _Snapshot,
+    totals: dict[str, int],
+    created: datetime,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The archive's members in a scratch folder beside ``dest``, then the tar; its counts."""
     with _scratch(dest) as folder:
         (folder / "catalog").mkdir()
         (folder / "points").mkdir()
@@ -267,6 +286,7 @@ def export_domain(
             members.append(points_member(collection))
             path = folder / members[-1]
             written[collection] = _write_points(ws, name, collection, dim, path, progress)
+        fill_disk(ws.settings, "export.after_points")
         _unchanged(ws, name, snap)
         published = [v["number"] for v in snap.tables["versions"] if v["state"] == "published"]
         counts = {
@@ -287,9 +307,7 @@ def export_domain(
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         _write_tar(folder, [*members, MANIFEST], dest, created.timestamp())
-    progress.finish()
-    digest, size = sha256_file(dest)
-    return ExportResult(name, dest, digest, size, counts)
+    return counts
 
 
 def _digest(path: Path) -> dict[str, Any]:

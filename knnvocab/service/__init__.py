@@ -1,4 +1,8 @@
-"""The HTTP service (`knnvocab serve`): tenants' tokens, segment, reads, changes, jobs."""
+"""The HTTP service (`knnvocab serve`): tenants' tokens, segment, reads, changes, jobs.
+
+`create_app` is imported on first use: the CLI reads `knnvocab.service.local` (is a
+service running on this home?) before most commands, and must not load the app, and
+with it torch, to find out."""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ __all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
-    # lazily: the app imports the engine (torch), and every CLI change imports
-    # knnvocab.service.local to look for a running service that owns the store
     if name == "create_app":
         from knnvocab.service.app import create_app
 

@@ -1,8 +1,8 @@
 """Library errors as HTTP answers, in one place: ``{"error": {"code", "message"}}``.
 
 Not found → 404, busy → 409, bad input → 400/413/415/422, a store or catalog that cannot
-be reached → 503. The body names nothing the caller did not send: a domain the token may
-not see gets exactly the answer of a domain that does not exist.
+be reached → 503, a full disk → 507. The body names nothing the caller did not send: a
+domain the token may not see gets exactly the answer of a domain that does not exist.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ STATUS: list[tuple[type[e.KnnvocabError], int, str]] = [
     (e.InputError, 422, "bad_input"),
     (e.EncoderError, 500, "encoder"),
     (e.StoreError, 503, "unavailable"),
+    (e.DiskFullError, 507, "disk_full"),
     (e.CatalogError, 503, "unavailable"),
     (e.ConfigError, 400, "bad_request"),
 ]

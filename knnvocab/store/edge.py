@@ -16,11 +16,7 @@ until it closes the store; another process waits up to ``wait`` seconds, then ge
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +24,21 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from knnvocab.errors import StoreBusyError, StoreError
+from knnvocab.diskspace import (
+    STORE_RESERVE,
+    UNDO_RESERVE,
+    allocated_bytes,
+    free_bytes,
+    is_disk_full,
+    require,
+    sparse_bytes,
+)
+from knnvocab.errors import (
+    DiskFullError,
+    KnnvocabError,
+    StoreDamagedError,
+    StoreError,
+)
 from knnvocab.store.base import (
     CollectionState,
     Hit,
@@ -39,6 +49,7 @@ from knnvocab.store.base import (
     search_limit,
     settle,
 )
+from knnvocab.store.edge_files import lock_file, read_json, write_json
 from knnvocab.store.edge_schema import (
     RESCORE_OVERSAMPLING,
     create_indexes,
@@ -55,34 +66,10 @@ _COLLECTION_FILE = "collection.json"
 _SHARD = "shard"
 #: point ids whose class a process keeps (~200 bytes each)
 _CLASS_CACHE = 2_000_000
+#: what `EdgeStore._failure` blames on damaged files when qdrant-edge fails at it
+_READS = ("open", "read", "search")
 #: the layout this code writes: 2 = one shard per collection (1 was one per domain)
 LAYOUT = 2
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable store metadata ({exc})") from None
-    if not isinstance(data, dict):
-        raise StoreError(f"{path}: unreadable store metadata (not a JSON object)")
-    return data
-
-
-def write_json(path: Path, data: dict[str, Any], exclusive: bool = False) -> None:
-    """Write ``path`` atomically (temp file, fsync, rename); ``exclusive``: keep an
-    existing file (another process created it first)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if exclusive:
-        with contextlib.suppress(FileExistsError):  # another process was first: keep its
-            os.link(tmp, path)
-        tmp.unlink()
-    else:
-        tmp.replace(path)
 
 
 class EdgeStore:
@@ -97,6 +84,7 @@ class EdgeStore:
         self._locks: dict[str, int] = {}
         self._dims: dict[str, int] = {}
         self._class_of: dict[Any, int] = {}  # point id -> class id, see _classes
+        self._written: set[str] = set()  # collections changed since their last flush
 
     # identity and collections --------------------------------------------------------
 
@@ -183,6 +171,7 @@ class EdgeStore:
         exists = (path / "edge_config.json").is_file()
         if not exists and not create:
             return None
+        self._room(collection, STORE_RESERVE, "open the vector shard")
         self._locks[collection] = lock_file(path.with_suffix(".lock"), self.wait, collection)
         try:
             if exists:
@@ -190,11 +179,39 @@ class EdgeStore:
             else:
                 shard = qe.EdgeShard.create(str(path), shard_config(self._dim(collection)))
                 create_indexes(shard)
+                self._written.add(collection)
         except Exception as exc:
             self._unlock(collection)
-            raise StoreError(f"cannot open vector shard {path}: {exc}") from None
+            raise self._failure(collection, exc, "open") from None
         self._shards[collection] = shard
         return shard
+
+    def _failure(self, collection: str, exc: Exception, doing: str) -> KnnvocabError:
+        """qdrant-edge's error (a bare Exception) as knnvocab's: a full disk; a shard whose
+        files it cannot open or read (truncated, overwritten, missing); any other failed
+        write."""
+        path = self.shard_path(collection)
+        if is_disk_full(exc):
+            return DiskFullError(path, free_bytes(path), 0, f"{doing} the vector shard")
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if doing not in _READS:
+            return StoreError(f"vector shard {path}: cannot {doing} it ({reason})")
+        return StoreDamagedError(
+            collection,
+            f"vector shard {path} is damaged: cannot {doing} it ({reason}); its domains "
+            "cannot be read until the shard is restored (`knnvocab backup restore` into a "
+            "new home); other collections are not affected",
+        )
+
+    @contextlib.contextmanager
+    def _engine(self, collection: str, doing: str) -> Iterator[None]:
+        """Run qdrant-edge calls on ``collection``'s shard, their errors made knnvocab's."""
+        try:
+            yield
+        except KnnvocabError:
+            raise
+        except Exception as exc:
+            raise self._failure(collection, exc, doing) from None
 
     def _refuse_old_layout(self, collection: str) -> None:
         if self.meta_path(collection).is_file() and self.layout(collection) < LAYOUT:
@@ -203,6 +220,13 @@ class EdgeStore:
                 "knnvocab (one shard per domain): run `knnvocab store upgrade` once to move "
                 "it to the current layout (nothing is lost; resumable)"
             )
+
+    def _room(self, collection: str, reserve: int, doing: str) -> None:
+        """Refuse (DiskFullError) unless the disk has room for every sparse byte of the
+        shard's memory-mapped files plus ``reserve``: a full disk under them kills the
+        process with SIGBUS (`knnvocab.diskspace`)."""
+        path = self.shard_path(collection)
+        require(path, sparse_bytes(path) + reserve, doing)
 
     def _writable(self, collection: str) -> qe.EdgeShard:
         shard = self._shard(collection, create=True)
@@ -227,16 +251,23 @@ class EdgeStore:
         for p in points:
             if p.payload.domain != domain:
                 raise StoreError(f"point {p.id} has domain {p.payload.domain!r}, not {domain!r}")
+        # a WAL record and the vector, quantized copy and payload pages of each point
+        size = len(points) * (16 * len(points[0].vector) + 4096)
+        self._room(collection, STORE_RESERVE + size, "write vectors")
         batch = [
             qe.Point(id=p.id, vector=p.vector.tolist(), payload=p.payload.to_dict()) for p in points
         ]
-        shard.update(qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly))
+        self._written.add(collection)
+        with self._engine(collection, "write to"):
+            op = qe.UpdateOperation.upsert_points(batch, update_mode=qe.UpdateMode.InsertOnly)
+            shard.update(op)
 
     def _records(self, collection: str, domain: str, ids: Sequence[Any], fields: Any) -> list[Any]:
         shard = self._shard(collection)
         if shard is None or not ids:
             return []
-        records = shard.retrieve(list(ids), with_payload=fields, with_vector=False)
+        with self._engine(collection, "read"):
+            records = shard.retrieve(list(ids), with_payload=fields, with_vector=False)
         return [r for r in records if (r.payload or {}).get("domain") == domain]
 
     def existing(self, collection: str, domain: str, ids: Sequence[str]) -> set[str]:
@@ -277,7 +308,8 @@ class EdgeStore:
             )
             for v in np.asarray(vectors, np.float32).tolist()
         ]
-        results = shard.query_batch(qe.QueryBatchRequest(requests))
+        with self._engine(collection, "search"):
+            results = shard.query_batch(qe.QueryBatchRequest(requests))
         # each access to a result's id builds a UUID: take it once
         scored = [[(p.id, p.score) for p in points] for points in results]
         found = list(dict.fromkeys(i for row in scored for i, _ in row))
@@ -306,32 +338,40 @@ class EdgeStore:
         shard = self._shard(collection)
         if shard is None:
             return 0
-        return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt))))
+        with self._engine(collection, "read"):
+            return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt))))
 
     def counts_by(self, collection: str, flt: PointFilter, key: str) -> dict[Any, int]:
         shard = self._shard(collection)
         if shard is None:
             return {}
-        response = shard.facet(
-            qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=edge_filter(flt))
-        )
+        with self._engine(collection, "read"):
+            response = shard.facet(
+                qe.FacetRequest(key=key, limit=1_000_000, exact=True, filter=edge_filter(flt))
+            )
         return {h.value: int(h.count) for h in response.hits}
 
     def delete(self, collection: str, flt: PointFilter) -> None:
         self._class_of.clear()
         shard = self._shard(collection)
         if shard is not None:
-            shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
+            self._room(collection, UNDO_RESERVE, "delete vectors")
+            self._written.add(collection)
+            with self._engine(collection, "write to"):
+                shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
     def set_removed_in(self, collection: str, flt: PointFilter, version: int | None) -> None:
         shard = self._shard(collection)
         if shard is None:
             return
+        self._room(collection, UNDO_RESERVE, "update vectors")
         if version is None:
             op = qe.UpdateOperation.delete_payload_by_filter(edge_filter(flt), ["removed_in"])
         else:
             op = qe.UpdateOperation.set_payload_by_filter(edge_filter(flt), {"removed_in": version})
-        shard.update(op)
+        self._written.add(collection)
+        with self._engine(collection, "write to"):
+            shard.update(op)
 
     def scroll(
         self, collection: str, flt: PointFilter, with_vectors: bool = False
@@ -339,24 +379,33 @@ class EdgeStore:
         shard = self._shard(collection)
         if shard is None:
             return
-        yield from scroll_shard(shard, edge_filter(flt), with_vectors)
+        with self._engine(collection, "read"):
+            yield from scroll_shard(shard, edge_filter(flt), with_vectors)
 
     def optimize(self, collection: str, domain: str) -> None:
         shard = self._shard(collection)
-        if shard is not None:
-            shard.optimize()
+        if shard is not None:  # the optimizer writes merged copies of the segments first
+            path = self.shard_path(collection)
+            self._room(collection, STORE_RESERVE + allocated_bytes(path), "index vectors")
+            self._written.add(collection)
+            with self._engine(collection, "index"):
+                shard.optimize()
 
     def indexed_vectors(self, collection: str, domain: str) -> int:
         """How many of the collection's vectors are in an HNSW graph (0: searches scan)."""
         shard = self._shard(collection)
-        return 0 if shard is None else int(shard.info().indexed_vectors_count)
+        if shard is None:
+            return 0
+        with self._engine(collection, "read"):
+            return int(shard.info().indexed_vectors_count)
 
     def domains(self, collection: str) -> list[str]:
         """Domains that have points in ``collection``."""
         shard = self._shard(collection)
         if shard is None:
             return []
-        response = shard.facet(qe.FacetRequest(key="domain", limit=1_000_000, exact=True))
+        with self._engine(collection, "read"):
+            response = shard.facet(qe.FacetRequest(key="domain", limit=1_000_000, exact=True))
         return sorted(str(h.value) for h in response.hits if h.count > 0)
 
     def drop_domain(self, collection: str, domain: str) -> None:
@@ -364,17 +413,39 @@ class EdgeStore:
         self.delete(collection, PointFilter(domain=domain))
 
     def flush(self) -> None:
-        for shard in self._shards.values():
+        for collection, shard in self._shards.items():
+            self._flush(collection, shard)
+
+    def _flush(self, collection: str, shard: qe.EdgeShard) -> None:
+        """Flush a shard this process changed (a reader has nothing to flush: on a full
+        disk it must still be able to close)."""
+        if collection not in self._written:
+            return
+        try:
             shard.flush()
+            self._written.discard(collection)
+        except Exception as exc:  # qdrant-edge raises a bare Exception
+            raise self._failure(collection, exc, "flush") from None
 
     def close(self) -> None:
-        for shard in self._shards.values():
-            shard.flush()
-            shard.close()
+        """Flush and close every shard and release its lock; the first failure is raised
+        once everything is released (what was not flushed is in the shard's WAL)."""
+        failure: KnnvocabError | None = None
+        for collection, shard in self._shards.items():
+            try:
+                self._flush(collection, shard)
+            except KnnvocabError as exc:
+                failure = failure or exc
+            try:
+                shard.close()
+            except Exception as exc:  # qdrant-edge raises a bare Exception
+                failure = failure or self._failure(collection, exc, "close")
         self._shards.clear()
         self._class_of.clear()
         for collection in list(self._locks):
             self._unlock(collection)
+        if failure is not None:
+            raise failure
 
 
 def scroll_shard(
@@ -397,30 +468,3 @@ def scroll_shard(
             yield StoredPoint(str(r.id), vec, PointPayload.from_dict(r.payload or {}))
         if offset is None:
             return
-
-
-def lock_file(path: Path, wait: float, what: str) -> int:
-    """Lock ``path`` for this process before qdrant-edge touches the shard beside it:
-    opening a shard another process holds damages that process's files. Waits up to
-    ``wait`` seconds; then a `StoreBusyError` names the holder. Returns the descriptor."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError:
-            if time.monotonic() >= deadline:
-                holder = path.read_text().strip() or "another process"
-                os.close(fd)
-                raise StoreBusyError(
-                    f"the embedded vector store's collection {what} ({path.parent}) is open "
-                    f"in {holder}; the embedded store serves one process at a time — wait "
-                    "for it (KNNVOCAB_STORE_WAIT=SECONDS waits), or use a Qdrant server "
-                    "(KNNVOCAB_QDRANT_URL)"
-                ) from None
-            time.sleep(0.2)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} ({' '.join(sys.argv)[:200]})".encode())
-    return fd

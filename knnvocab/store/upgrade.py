@@ -21,7 +21,8 @@ import qdrant_edge as qe
 
 from knnvocab.errors import StoreError
 from knnvocab.progress import NoProgress, Progress
-from knnvocab.store.edge import LAYOUT, EdgeStore, lock_file, read_json, scroll_shard, write_json
+from knnvocab.store.edge import LAYOUT, EdgeStore, scroll_shard
+from knnvocab.store.edge_files import lock_file, read_json, write_json
 from knnvocab.store.edge_schema import create_indexes, shard_config
 
 _BATCH = 1024
