@@ -84,11 +84,23 @@ def thumbnail(
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _change(request: Request, session: Session, domain: str, name: str, csrf: str) -> None:
+#: the class changes the class page's buttons post, by the path's last part
+CHANGES = {"retire": retire, "restore": restore}
+
+
+def _change(
+    request: Request, session: Session, domain: str, name: str, form: tuple[str, str], what: str
+) -> Response:
+    """``what`` (retire or restore) the class ``name`` from a form with ``(csrf, message)``,
+    as the session's token, then back to the class page."""
+    csrf, message = form
     open_domain(request, session, domain)
     session.check_csrf(csrf)
     if not session.who.allows("write"):
         raise ApiError(403, "forbidden", "this needs a token with write scope")
+    CHANGES[what](state_of(request).ws, domain, name, message, actor=session.who.name)
+    page = f"/ui/domains/{quote(domain)}/classes/{quote(name)}"
+    return RedirectResponse(f"{page}?done={what}d", 303)
 
 
 @router.post("/classes/{name:path}/retire", response_model=None)
@@ -100,9 +112,7 @@ def retire_class(
     csrf: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
 ) -> Response:
-    _change(request, session, domain, name, csrf)
-    retire(state_of(request).ws, domain, name, message, actor=session.who.name)
-    return RedirectResponse(f"/ui/domains/{quote(domain)}/classes/{quote(name)}?done=retired", 303)
+    return _change(request, session, domain, name, (csrf, message), "retire")
 
 
 @router.post("/classes/{name:path}/restore", response_model=None)
@@ -114,6 +124,4 @@ def restore_class(
     csrf: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
 ) -> Response:
-    _change(request, session, domain, name, csrf)
-    restore(state_of(request).ws, domain, name, message, actor=session.who.name)
-    return RedirectResponse(f"/ui/domains/{quote(domain)}/classes/{quote(name)}?done=restored", 303)
+    return _change(request, session, domain, name, (csrf, message), "restore")

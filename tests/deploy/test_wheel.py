@@ -95,15 +95,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return found
 
 
-def test_the_wheel_ships_the_migrations(installed: Installed) -> None:
-    folder = ROOT / "knnvocab" / "migrations"
+def _shipped_and_expected(installed: Installed, package: str) -> tuple[set[str], set[str]]:
+    """The files of ``knnvocab/<package>/`` in the wheel, and those in the source tree."""
+    folder = ROOT / "knnvocab" / package
     expected = {
         p.relative_to(ROOT).as_posix()
         for p in folder.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
     with zipfile.ZipFile(installed.wheel) as wheel:
-        shipped = {n for n in wheel.namelist() if n.startswith("knnvocab/migrations/")}
+        shipped = {n for n in wheel.namelist() if n.startswith(f"knnvocab/{package}/")}
+    return shipped, expected
+
+
+def test_the_wheel_ships_the_migrations(installed: Installed) -> None:
+    shipped, expected = _shipped_and_expected(installed, "migrations")
     assert shipped == expected
     assert {
         "knnvocab/migrations/env.py",
@@ -113,14 +119,7 @@ def test_the_wheel_ships_the_migrations(installed: Installed) -> None:
 
 
 def test_the_wheel_ships_the_console(installed: Installed) -> None:
-    folder = ROOT / "knnvocab" / "console"
-    expected = {
-        p.relative_to(ROOT).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-    with zipfile.ZipFile(installed.wheel) as wheel:
-        shipped = {n for n in wheel.namelist() if n.startswith("knnvocab/console/")}
+    shipped, expected = _shipped_and_expected(installed, "console")
     assert shipped == expected  # the templates and static files with the code
     assert {"knnvocab/console/templates/base.html", "knnvocab/console/static/console.js"} <= shipped
 
