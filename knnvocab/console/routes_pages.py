@@ -44,12 +44,26 @@ def sign_in_form(request: Request, next: str | None = None) -> Response:
     return render(request, "sign_in.html", session_of(request), next=_next(next), error=None)
 
 
+def _cross_site(request: Request) -> bool:
+    """Whether a browser sent the request from another site (``Sec-Fetch-Site``, or an
+    ``Origin`` that is not this one). Clients that are not browsers send neither."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    return origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}"
+
+
 @router.post("/sign-in", response_model=None)
 def sign_in(
     request: Request,
     token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
 ) -> Response:
+    # no session yet, so no CSRF token: a form posted from another site is refused by
+    # its origin instead (it could sign a victim in as the attacker's token)
+    if _cross_site(request):
+        raise ApiError(403, "csrf", "sign in from the console's own page")
     try:
         cookie, lifetime = new_cookie(request, token.strip())
     except ApiError as exc:

@@ -3,6 +3,7 @@ revoked token."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.console.helpers import session_client
@@ -32,6 +33,18 @@ def test_the_session_cookie(console: Deployment) -> None:
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
     assert console.tokens["street:query"].lower() not in cookie
+
+
+def test_a_sign_in_posted_from_another_site_is_refused(console: Deployment) -> None:
+    """No session yet, so no CSRF token: the browser's origin headers decide."""
+    data = {"token": console.tokens["street:query"]}
+    with httpx.Client(base_url=console.url) as client:
+        for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}):
+            answer = client.post("/ui/sign-in", data=data, headers=headers)
+            assert answer.status_code == 403 and "set-cookie" not in answer.headers
+            assert "sign in from the console&#39;s own page" in answer.text
+        same = {"Sec-Fetch-Site": "same-origin", "Origin": console.url}
+        assert client.post("/ui/sign-in", data=data, headers=same).status_code == 303
 
 
 def test_a_wrong_token_is_refused(console: Deployment) -> None:
