@@ -1,5 +1,8 @@
 """Running knnvocab as a real process with a fault setting, and the checks every fault test
-ends with: per-class counts, the published versions, and `doctor` saying consistent."""
+ends with: per-class counts, the published versions, and `doctor` saying consistent; a
+small tmpfs and a private Postgres cluster (never the shared one) for the disk and
+Postgres rows. A crash of the command (SIGBUS included) fails the test instead of
+killing pytest, since it runs in its own process."""
 
 from __future__ import annotations
 
@@ -8,15 +11,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from knnvocab.config import Settings
 from knnvocab.history import version_log, vocabulary
 from knnvocab.lifecycle import doctor, domain_infos
 from knnvocab.workspace import Workspace
 from tests.lifecycle.helpers import catalog_counts, store_counts
+from tests.service.server import free_port
 
 KILLED = -signal.SIGKILL
 
@@ -32,6 +40,8 @@ def copy_home(settings: Settings, to: Path) -> Settings:
     qdrant-edge shard is ~165 MB of sparse files, a few hundred KB of data)."""
     to.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", "--sparse=always", str(settings.home), str(to)], check=True)
+    for lock in to.rglob("*.lock"):
+        lock.unlink()
     return sqlite_home(to, settings.user)
 
 
@@ -136,3 +146,71 @@ def assert_consistent(settings: Settings) -> None:
             if info.head_version:
                 head = info.head_version
                 assert store_counts(ws, info.name, head) == catalog_counts(ws, info.name, head)
+
+
+# A small tmpfs and a private Postgres cluster (the disk and Postgres rows) ------------
+
+PG_VERSION = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+
+
+def _run(*command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``folder`` (root only), unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = _run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder))
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs on {folder}: {done.stderr.strip()}", pytrace=False)
+    try:
+        yield folder
+    finally:
+        _run("umount", "-l", str(folder))
+
+
+@contextmanager
+def private_cluster() -> Iterator[Cluster]:
+    """A throwaway Postgres cluster on a free port (trust auth), dropped afterwards: the
+    tests restart it, which they must never do to the cluster others share."""
+    cluster = Cluster(f"knnvocab_f2_{uuid.uuid4().hex[:8]}", free_port())
+    made = _run(
+        "pg_createcluster", PG_VERSION, cluster.name, "--port", str(cluster.port),
+        "--", "--auth=trust",
+    )  # fmt: skip
+    try:
+        if made.returncode != 0:
+            pytest.fail(f"pg_createcluster failed: {made.stderr.strip()}", pytrace=False)
+        cluster.ctl("start")
+        yield cluster
+    finally:
+        _run("pg_dropcluster", "--stop", PG_VERSION, cluster.name)
+
+
+class Cluster:
+    """A private Postgres cluster: its name and port."""
+
+    def __init__(self, name: str, port: int) -> None:
+        self.name, self.port = name, port
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def ctl(self, action: str) -> None:
+        """``pg_ctlcluster … start|stop|restart`` (not through systemd)."""
+        done = _run(
+            "pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, self.name, action,
+            timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"pg_ctlcluster {action} {self.name}: {done.stderr.strip()}")
+
+    def create_database(self, name: str) -> str:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url(name)

@@ -24,7 +24,7 @@ from knnvocab.embed.spec import EncoderSpec
 from knnvocab.ingest import IngestOptions, ingest
 from knnvocab.workspace import Workspace
 from tests.data import index_dataset
-from tests.faults._env import assert_clean_error, copy_home, knnvocab
+from tests.faults.helpers import copy_home, knnvocab, one_line_error, sqlite_home
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,8 @@ def _truncate_vectors(shard: Path) -> None:
 def test_a_damaged_shard_is_refused_and_named(
     homes: Homes, tmp_path: Path, damage: Callable[[Path], None], query: bool
 ) -> None:
-    home = copy_home(homes.home, tmp_path / "home")
+    settings = copy_home(sqlite_home(homes.home), tmp_path / "home")
+    home = settings.home
     shard = home / homes.shard
     damage(shard)
     db = f"sqlite:///{home / 'catalog.sqlite3'}"
@@ -84,10 +85,10 @@ def test_a_damaged_shard_is_refused_and_named(
             "export", domain, out / f"{domain}.knnvocab.tar"
         ]  # fmt: skip
 
-    done = knnvocab(home, db, *command("farm"))
-    assert_clean_error(done, f"vector shard {shard} is damaged")
+    done = knnvocab(settings, *command("farm"))
+    one_line_error(done, f"vector shard {shard} is damaged")
 
-    done = knnvocab(home, db, "doctor", "--repair", "--json")
+    done = knnvocab(settings, "doctor", "--repair", "--json")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     report = json.loads(done.stdout)
     damaged = {f["domain"] for f in report["findings"] if f["kind"] == "store-damaged"}

@@ -30,7 +30,7 @@ from knnvocab.lifecycle import doctor
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 from tests.data import index_dataset
-from tests.faults._env import assert_clean_error, knnvocab, tmpfs
+from tests.faults.helpers import knnvocab, one_line_error, tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ class Disk:
         return self.home / "fault.filler"
 
     def run(self, *args: str | Path, fault: str) -> subprocess.CompletedProcess[str]:
-        return knnvocab(self.home, self.settings.database_url, *args, KNNVOCAB_FAULT=fault)
+        return knnvocab(self.settings, *args, fault=fault)
 
     def cli(self, *args: str | Path) -> None:
         env = {
@@ -127,7 +127,7 @@ def test_ingest_runs_out_of_space_midway_fails_its_version(disk: Disk) -> None:
     args = ("ingest", "farm", disk.data, "--format", "index-masks", "--dataset-name", "big")
     args += ("--batch-size", "2")
     done = disk.run(*args, fault="ingest.after_batch:disk-low")
-    assert_clean_error(done, "the disk is full", str(disk.home / "vectors"), "MiB needed")
+    one_line_error(done, "the disk is full", str(disk.home / "vectors"), "MiB needed")
     assert disk.states("farm") == [(1, "published"), (2, "failed")]
     disk.filler.unlink()
     disk.check_intact()
@@ -143,7 +143,7 @@ def test_ingest_on_a_full_disk_leaves_its_version_for_doctor(disk: Disk) -> None
     disk.filler.unlink()
     args = ("ingest", "shop", disk.data, "--format", "index-masks", "--dataset-name", "big")
     done = disk.run(*args, fault="ingest.after_batch:disk-full")  # nothing left mid-way
-    assert_clean_error(done, "the disk is full", str(disk.home))
+    one_line_error(done, "the disk is full", str(disk.home))
     assert disk.states("shop")[-1] == (2, "pending")  # undoing needs room too
     disk.filler.unlink()
     disk.check_intact(repair_at_most_once=True)  # doctor rolls the dead version back
@@ -158,7 +158,7 @@ def test_export_runs_out_of_space_midway(disk: Disk) -> None:
     out.mkdir()
     dest = out / "farm.knnvocab.tar"
     done = disk.run("export", "farm", dest, fault="export.after_points:disk-full")
-    assert_clean_error(done, "the disk is full", str(out))
+    one_line_error(done, "the disk is full", str(out))
     assert list(out.iterdir()) == []  # no partial archive, no scratch folder
     disk.filler.unlink()
     disk.cli("export", "farm", dest)
@@ -170,7 +170,7 @@ def test_export_runs_out_of_space_midway(disk: Disk) -> None:
 def test_backup_runs_out_of_space_midway(disk: Disk) -> None:
     folder = disk.home.parent / "backup"
     done = disk.run("backup", "create", folder, fault="backup.after_domain:disk-full")
-    assert_clean_error(done, "the disk is full", str(folder))
+    one_line_error(done, "the disk is full", str(folder))
     assert not (folder / "backup.json").exists()
     assert (folder / "backup.partial.json").exists()
     disk.filler.unlink()

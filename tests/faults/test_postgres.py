@@ -33,7 +33,7 @@ from knnvocab.lifecycle import doctor
 from knnvocab.store.base import PointFilter
 from knnvocab.workspace import Workspace
 from tests.data import index_dataset
-from tests.faults._env import Cluster, private_cluster
+from tests.faults.helpers import Cluster, private_cluster
 from tests.ingest.test_resume import expected_instances, wait_for
 from tests.service.conftest import build_home
 from tests.service.server import Server, knnvocab_env
