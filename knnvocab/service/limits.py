@@ -4,13 +4,13 @@ past it the connection closes after the answer)."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from knnvocab.service.errors import body
+from knnvocab.service.errors import ApiError, respond
 
 MB = 2**20
 #: how much of an oversized body is read and dropped so the client sees the 413
@@ -52,7 +52,7 @@ class BodyLimit:
         if declared is not None and declared > limit:
             if declared <= limit + _DRAIN:
                 await _drain(receive)
-            await _refuse(send, limit)
+            await _refuse(scope, receive, send, limit)
             return
         seen = 0
         started = False
@@ -77,7 +77,7 @@ class BodyLimit:
             await self.app(scope, counted, watched)
         except _TooLargeError:
             if not started:
-                await _refuse(send, limit)
+                await _refuse(scope, receive, send, limit)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -101,19 +101,9 @@ async def _drain(receive: Receive, budget: int = _DRAIN) -> None:
             return
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    payload = json.dumps(
-        body("too_large", f"request body is larger than this route's limit of {limit:,} bytes")
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    """The 413, as JSON or, under the console, as its error page (`errors.respond`)."""
+    message = f"request body is larger than this route's limit of {limit:,} bytes"
+    answer = respond(Request(scope), ApiError(413, "too_large", message))
+    answer.headers["connection"] = "close"
+    await answer(scope, receive, send)

@@ -47,6 +47,13 @@ def test_a_sign_in_posted_from_another_site_is_refused(console: Deployment) -> N
         assert client.post("/ui/sign-in", data=data, headers=same).status_code == 303
 
 
+def test_a_body_over_the_limit_is_a_page(console: Deployment) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        answer = client.post("/ui/sign-in", data={"token": "x" * (2 * 2**20)})
+    assert answer.status_code == 413 and answer.headers["content-type"].startswith("text/html")
+    assert "larger than this route&#39;s limit of 1,048,576 bytes" in answer.text
+
+
 def test_a_wrong_token_is_refused(console: Deployment) -> None:
     with session_client(console, "street:query") as client:
         answer = client.post("/ui/sign-in", data={"token": "knv_not-a-token"})
