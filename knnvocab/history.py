@@ -202,6 +202,16 @@ def _target(params: dict[str, Any]) -> dict[str, str]:
     return {k: str(params[k]) for k in ("class", "dataset") if k in params}
 
 
+#: a version's parameters that are the writing process's bookkeeping (its pid, its ingest
+#: run, a purge's plan for finishing it after a crash), not what the user asked for
+BOOKKEEPING_PARAMS = frozenset({"pid", "run", "plan"})
+
+
+def user_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without `BOOKKEEPING_PARAMS`: what a log shows a user."""
+    return {k: v for k, v in params.items() if k not in BOOKKEEPING_PARAMS}
+
+
 def version_log(
     ws: Workspace, domain: str, offset: int = 0, limit: int | None = None
 ) -> list[VersionRecord]:

@@ -64,10 +64,12 @@ def _templates_line(templates: list[str], rule: str) -> str:
 
 def _params_line(params: dict[str, Any]) -> str:
     """The run's parameters as `key=value`, leaving out what is shown elsewhere or unset."""
-    shown = {"message", "dataset_name", "class", "dataset", "pid"}  # pid: process detail
+    from knnvocab.history import user_params
+
+    shown = {"message", "dataset_name", "class", "dataset"}
     items = [
         f"{k}={v}"
-        for k, v in sorted(params.items())
+        for k, v in sorted(user_params(params).items())
         if k not in shown and v not in (None, {}, [], "")
     ]
     return " ".join(items)

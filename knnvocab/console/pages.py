@@ -16,6 +16,7 @@ from knnvocab.catalog.domains import find_domain
 from knnvocab.catalog.models import Domain
 from knnvocab.console.session import Session, session_of
 from knnvocab.engine.output import colour
+from knnvocab.history import user_params
 from knnvocab.service.errors import ApiError
 from knnvocab.service.state import state_of
 
@@ -37,6 +38,7 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
     env.globals["query"] = lambda **kw: urlencode({k: v for k, v in kw.items() if v is not None})
+    env.globals["user_params"] = user_params
     env.globals["colour"] = lambda class_id: "#{:02x}{:02x}{:02x}".format(*colour(class_id))
     return env
 

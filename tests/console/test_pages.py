@@ -16,6 +16,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from knnvocab.client import Client
 from knnvocab.history import version_log, vocabulary
 from knnvocab.lifecycle import audit_log
 from knnvocab.lifecycle.domains import domain_info
@@ -195,3 +196,27 @@ def test_try_takes_a_photo_larger_than_a_json_body(console: Deployment) -> None:
         answer = client.post("/ui/domains/street/try", data={"csrf": csrf}, files=files)
     assert answer.status_code == 200, answer.text[:500]
     assert 'id="overlay"' in answer.text
+
+
+def test_a_purge_marks_versions_not_reproducible(
+    console: Deployment, browser: webdriver.Chrome
+) -> None:
+    """Last in the module: it purges the street domain's only dataset."""
+    with _catalog(console) as ws:
+        dataset = version_log(ws, "street")[0].dataset
+    assert dataset is not None
+    with Client(console.url, console.tokens["street:admin"]) as admin:
+        admin.purge("street", dataset=dataset["name"], message="the photos' owner asked")
+    sign_in(browser, console.url, console.tokens["street:query"])
+    browser.get(f"{console.url}/ui/domains/street/versions")
+    with _catalog(console) as ws:
+        log = {r.number: r for r in version_log(ws, "street")}
+    for number, record in log.items():
+        if record.state != "published":
+            continue
+        text = browser.find_element(By.ID, f"v{number}").text
+        assert ("not reproducible" in text) == (not record.reproducible), (number, text)
+    assert not log[1].reproducible
+    purge = browser.find_element(By.ID, f"v{max(log)}").text  # its plan is bookkeeping
+    assert "data_dataset_voc" in purge and '"plan"' not in purge and '"pid"' not in purge
+    shoot(browser, "versions-after-purge")
