@@ -174,6 +174,62 @@ def test_try_it(console: Deployment, browser: webdriver.Chrome) -> None:
     shoot(browser, "try")
 
 
+#: a visible form control without a name a screen reader can say: no <label for=…>
+#: pointing at it, no enclosing <label>, no aria-label / aria-labelledby
+UNLABELLED = """
+return [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(e => e.type !== 'hidden')
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .filter(e => !e.getAttribute('aria-labelledby'))
+  .filter(e => !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML);
+"""
+
+
+#: the WCAG contrast ratio of every element's own text against the first opaque
+#: background behind it; the lowest ratios, with what they belong to
+CONTRAST = """
+const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+  .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+  .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+const behind = e => {
+  for (; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || c[3] === 1) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const out = [];
+for (const e of document.querySelectorAll('body *')) {
+  const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !e.offsetParent) continue;
+  const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(behind(e))];
+  out.push([(Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05), e.tagName + '.' + e.className]);
+}
+return out.sort((x, y) => x[0] - y[0]).slice(0, 3);
+"""
+
+
+def test_every_control_is_labelled_and_readable(
+    console: Deployment, browser: webdriver.Chrome
+) -> None:
+    """On every page a write token sees (forms included), each control has a label and
+    all text reaches WCAG AA contrast (4.5:1) against its background."""
+    sign_in(browser, console.url, console.tokens["street:write"])
+    base = f"{console.url}/ui/domains/street"
+    pages = ["", "/versions", "/diff?from=1&to=3", "/audit", f"/classes/{_a_class(console)}"]
+    for page in [*pages, "/try"]:
+        browser.get(base + page)
+        assert browser.find_elements(By.TAG_NAME, "main"), page
+        assert browser.execute_script(UNLABELLED) == [], page
+        lowest = browser.execute_script(CONTRAST)
+        assert lowest[0][0] >= 4.5, (page, lowest)  # WCAG AA for normal text
+    probe = "document.querySelector('main').append(document.createElement('input'))"
+    browser.execute_script(probe)  # the check itself finds an unlabelled control
+    assert browser.execute_script(UNLABELLED) == ["<input>"]
+
+
 def test_try_refuses_a_file_that_is_not_an_image(console: Deployment, tmp_path: Path) -> None:
     with session_client(console, "street:query") as client:
         page = client.get("/ui/domains/street/try").text
