@@ -17,6 +17,7 @@ from knnvocab.catalog.models import Domain
 from knnvocab.console.session import Session, session_of
 from knnvocab.engine.output import colour
 from knnvocab.history import user_params
+from knnvocab.service.auth import may_see
 from knnvocab.service.errors import ApiError
 from knnvocab.service.state import state_of
 
@@ -73,9 +74,10 @@ def error_page(request: Request, err: ApiError) -> Response:
 
 
 def open_domain(request: Request, session: Session, domain: str) -> Domain:
-    """The domain a page shows, if the session may see it; another tenant's domain and
-    a missing one both answer 404 with the same page."""
-    if session.who.domain is not None and session.who.domain != domain:
+    """The domain a page shows (detached from its session: its columns are loaded), if
+    the session may see it; another tenant's domain and a missing one both answer 404
+    with the same page."""
+    if not may_see(session.who, domain):
         raise ApiError(404, "not_found", NO_DOMAIN)
     with state_of(request).ws.catalog.session() as s:
         row = find_domain(s, domain)

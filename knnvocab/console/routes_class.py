@@ -10,7 +10,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from knnvocab.catalog.domains import get_domain
 from knnvocab.console import reads
 from knnvocab.console.pages import open_domain, render
 from knnvocab.console.session import Session, require
@@ -44,10 +43,9 @@ def class_page(
     limit: Annotated[int, Query(ge=1, le=200)] = 24,
     done: str | None = None,
 ) -> Response:
-    open_domain(request, session, domain)
+    row = open_domain(request, session, domain)
     ws = state_of(request).ws
     with ws.catalog.session() as s:
-        row = get_domain(s, domain)
         cls = reads.find_class(s, row, name)
         state = next((c for c in reads.head_classes(s, row) if c.class_id == cls.class_id), None)
         if state is None:  # added by a change not yet published

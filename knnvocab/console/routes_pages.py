@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from knnvocab.catalog.domains import get_domain
 from knnvocab.console import chart, reads
 from knnvocab.console.pages import open_domain, render
 from knnvocab.console.session import COOKIE, Session, new_cookie, require, session_of
@@ -99,11 +98,10 @@ def domains(request: Request, session: Signed) -> Response:
 
 @router.get("/domains/{domain}", response_model=None)
 def overview(domain: str, request: Request, session: Signed) -> Response:
-    open_domain(request, session, domain)
+    row = open_domain(request, session, domain)
     ws = state_of(request).ws
     info = domain_info(ws, domain)
     with ws.catalog.session() as s:
-        row = get_domain(s, domain)
         classes = reads.head_classes(s, row)
         numbers, series = reads.chart_series(s, row, classes)
     ids = {c.name: c.class_id for c in classes}
@@ -117,9 +115,8 @@ def overview(domain: str, request: Request, session: Signed) -> Response:
 def versions(
     domain: str, request: Request, session: Signed, offset: Offset = 0, limit: Limit = 25
 ) -> Response:
-    open_domain(request, session, domain)
+    row = open_domain(request, session, domain)
     with state_of(request).ws.catalog.session() as s:
-        row = get_domain(s, domain)
         rows, page = reads.versions_page(s, row, offset, limit)
         changes = reads.version_changes(s, rows)
         return render(

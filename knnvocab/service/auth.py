@@ -84,7 +84,7 @@ def on_domain(need: str) -> Callable[[str, Principal], Principal]:
     Another tenant's domain answers exactly as a missing one does (404)."""
 
     def check(domain: str, who: Annotated[Principal, Depends(caller)]) -> Principal:
-        if who.domain is not None and who.domain != domain:
+        if not may_see(who, domain):
             raise domain_not_found(domain)
         if not who.allows(need):
             raise ApiError(403, "forbidden", f"this needs a token with {need} scope")
@@ -94,6 +94,7 @@ def on_domain(need: str) -> Callable[[str, Principal], Principal]:
 
 
 def may_see(who: Principal, domain: str) -> bool:
+    """The tenant rule: a domain token sees its own domain, a deployment token every one."""
     return who.domain is None or who.domain == domain
 
 

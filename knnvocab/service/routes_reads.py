@@ -12,7 +12,7 @@ from knnvocab.history import count_versions, version_log, vocab_diff, vocabulary
 from knnvocab.lifecycle import parse_since
 from knnvocab.lifecycle.auditlog import AuditFilter, audit_page
 from knnvocab.lifecycle.domains import delete_domain, domain_info, domain_infos, new_domain
-from knnvocab.service.auth import Caller, DeploymentAdmin, Reader
+from knnvocab.service.auth import Caller, DeploymentAdmin, Reader, may_see
 from knnvocab.service.errors import ApiError
 from knnvocab.service.state import state_of
 
@@ -37,7 +37,7 @@ def paged(chosen: list[Any], offset: int, limit: int, total: int) -> dict[str, A
 @router.get("/domains", summary="The domains this token may see")
 def list_domains(request: Request, who: Caller) -> dict[str, Any]:
     infos = domain_infos(state_of(request).ws)
-    return {"domains": [i.to_json() for i in infos if who.domain in (None, i.name)]}
+    return {"domains": [i.to_json() for i in infos if may_see(who, i.name)]}
 
 
 class NewDomain(BaseModel):
