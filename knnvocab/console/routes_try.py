@@ -19,7 +19,6 @@ from knnvocab.console.pages import open_domain, render
 from knnvocab.console.session import Session, require
 from knnvocab.engine.explain import Explanation, explain
 from knnvocab.engine.output import overlay
-from knnvocab.imageio import load_rgb
 from knnvocab.service.errors import ApiError
 from knnvocab.service.inputs import QueryParams, Upload, query_params
 from knnvocab.service.routes_segment import segment_upload
@@ -89,8 +88,7 @@ async def try_photo(domain: str, request: Request, session: Signed) -> Response:
 
 
 def _run(state: ServiceState, domain: str, q: QueryParams, upload: Upload) -> Tried:
-    seg = segment_upload(state, domain, q, upload)
-    pixels = load_rgb(upload.name, state.settings.max_image_pixels, upload.image)
+    seg, pixels = segment_upload(state, domain, q, upload)
     buffer = io.BytesIO()
     overlay(seg, pixels).save(buffer, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -18,14 +18,16 @@ from knnvocab.service.auth import Reader
 from knnvocab.service.errors import ApiError
 from knnvocab.service.inputs import IMAGE_BODY, QueryParams, Upload, query_params, read_upload
 from knnvocab.service.state import ServiceState, state_of
+from knnvocab.types import ImageArray
 
 router = APIRouter(prefix="/v1/domains/{domain}", tags=["segment"])
 
 
 def segment_upload(
     state: ServiceState, domain: str, q: QueryParams, upload: Upload
-) -> Segmentation:
-    """Decode, build the proposals and segment (runs on a segment thread)."""
+) -> tuple[Segmentation, ImageArray]:
+    """Decode, build the proposals and segment (runs on a segment thread): the
+    segmentation and the decoded (H, W, 3) uint8 image it was made from."""
     params = q.params()
     max_pixels = state.settings.max_image_pixels
     if params.proposals == "masks":
@@ -37,8 +39,7 @@ def segment_upload(
     else:
         proposals = None
     pixels = load_rgb(upload.name, max_pixels, upload.image)
-    segmenter = state.segmenter(domain, q.version, params).with_params(params, proposals)
-    return segmenter.segment(pixels)
+    return state.segmenter(domain, q.version, params, proposals).segment(pixels), pixels
 
 
 def _wants_png(request: Request) -> bool:
@@ -61,7 +62,7 @@ async def segment(
 ) -> Response:
     state = state_of(request)
     upload = await read_upload(request)
-    seg = await state.gate.run(lambda: segment_upload(state, domain, q, upload))
+    seg, _ = await state.gate.run(lambda: segment_upload(state, domain, q, upload))
     if _wants_png(request):
         buffer = io.BytesIO()
         index_png(seg, buffer)
@@ -90,7 +91,7 @@ async def explain(
         raise ApiError(400, "bad_request", "give exactly one of segment=ID or x=X&y=Y")
     state = state_of(request)
     upload = await read_upload(request)
-    seg = await state.gate.run(lambda: segment_upload(state, domain, q, upload))
+    seg, _ = await state.gate.run(lambda: segment_upload(state, domain, q, upload))
     chosen = _pick(seg, segment, x, y)
     report = lay_out(seg, chosen).to_json()
     return JSONResponse({"domain": seg.domain, "version": seg.version, **report})

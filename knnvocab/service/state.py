@@ -22,6 +22,7 @@ from knnvocab.service.metrics import Metrics
 from knnvocab.workspace import Workspace
 
 if TYPE_CHECKING:
+    from knnvocab.engine.proposals import ProposalSource
     from knnvocab.service.jobs import JobRunner
 
 #: prepared (domain, version) vocabularies a process keeps warm
@@ -55,8 +56,15 @@ class ServiceState:
         local = secrets.token_urlsafe(32) if settings.qdrant_url is None else None
         return cls(settings, ws, gate, metrics, local)
 
-    def segmenter(self, domain: str, version: int | None, params: SegmentParams) -> Segmenter:
-        """A segmenter of ``domain`` at ``version`` (None: the head now) with ``params``.
+    def segmenter(
+        self,
+        domain: str,
+        version: int | None,
+        params: SegmentParams,
+        proposals: ProposalSource | None = None,
+    ) -> Segmenter:
+        """A segmenter of ``domain`` at ``version`` (None: the head now) with ``params``
+        (and ``proposals``, else those ``params`` name).
 
         The vocabulary, encoder and text embeddings of a published version never change,
         so they are prepared once per (domain, version) and kept (a bounded cache); the
@@ -75,7 +83,7 @@ class ServiceState:
                 self._segmenters[key] = base
                 while len(self._segmenters) > _VOCABULARIES:
                     self._segmenters.popitem(last=False)
-        return base.with_params(params)
+        return base.with_params(params, proposals)
 
     def warm(self) -> None:
         """Load the encoders of the domains' heads and prepare the heads' vocabularies
